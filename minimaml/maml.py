@@ -1,0 +1,138 @@
+"""MAML (Finn, Abbeel & Levine, 2017), Eq. 1 of the paper in code.
+
+    θ'_i = θ − α ∇_θ L_Ti(f_θ)                      (inner loop, on the support set)
+    min_θ  Σ_i L_Ti(f_θ'_i)                         (meta-objective, on the query set)
+
+Model-agnostic: this file imports no network and no dataset. Everything takes a
+``loss_fn(params, batch) -> scalar``, where ``params`` is any pytree and ``batch`` is
+whatever pytree the loss reads (for regression ``(x, y)``). Support and query sets
+are such batches; for a batch of tasks they carry one more leading axis.
+
+The meta-gradient is simply ``jax.grad(maml_objective)``: a gradient of a function
+that itself calls ``jax.grad``, i.e. a gradient of a gradient.
+"""
+import math
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Trajectory(NamedTuple):
+    """What the inner loop saw, step by step (for plots, widgets and evaluation).
+
+    params: the parameter pytree with a leading axis of size ``inner_steps + 1``:
+        ``params[0]`` is θ, ``params[n]`` is θ after n SGD steps.
+    losses: (inner_steps + 1,) support loss of each ``params[n]``.
+    """
+    params: Any
+    losses: jax.Array
+
+
+def check_inner_lr(inner_lr, name="inner_lr"):
+    """Raise ValueError unless a concrete learning rate is finite and > 0.
+
+    A traced value (inside ``jit``) cannot be checked and is let through, so that the
+    widgets can move α without recompiling.
+    """
+    if isinstance(inner_lr, jax.core.Tracer):
+        return
+    value = float(inner_lr)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {inner_lr!r}")
+
+
+def check_steps(inner_steps, name="inner_steps"):
+    """Raise ValueError unless ``inner_steps`` is a Python integer >= 0."""
+    if isinstance(inner_steps, bool) or int(inner_steps) != inner_steps or inner_steps < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {inner_steps!r}")
+
+
+def sgd_step(loss_fn, params, support, inner_lr, first_order=False):
+    """One inner SGD step θ → θ − α ∇L_support(θ). Returns (new params, loss at θ).
+
+    With ``first_order=True`` the gradient is treated as a constant
+    (``stop_gradient``), so differentiating through this step sees dθ'/dθ = I:
+    first-order MAML (FOMAML), which drops the second-derivative term.
+    """
+    loss, grads = jax.value_and_grad(loss_fn)(params, support)
+    if first_order:
+        grads = jax.lax.stop_gradient(grads)
+    new_params = jax.tree.map(lambda p, g: p - inner_lr * g, params, grads)
+    return new_params, loss
+
+
+def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
+               first_order=False, trajectory=False, remat=False):
+    """Adapt ``params`` to one task: ``inner_steps`` SGD steps of size α on the support loss.
+
+    Every step uses the same support batch (the paper's protocol). The steps are
+    unrolled with ``lax.scan``, so compile time does not grow with ``inner_steps``.
+
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
+      params: θ, any pytree.
+      support: the task's support batch, e.g. ``(support_x: (K, 1), support_y: (K, 1))``.
+      inner_lr: α, finite and > 0 (may be a traced value).
+      inner_steps: number of SGD steps, a Python int >= 0.
+      first_order: treat inner gradients as constants (FOMAML).
+      trajectory: also return a :class:`Trajectory` of all intermediate params.
+      remat: wrap each step in ``jax.checkpoint`` so the backward pass recomputes
+        the step instead of storing its intermediates (memory for many steps).
+
+    Returns:
+      θ' (the adapted params), or ``(θ', Trajectory)`` when ``trajectory=True``.
+    """
+    check_inner_lr(inner_lr)
+    check_steps(inner_steps)
+    step = partial(sgd_step, loss_fn, support=support, inner_lr=inner_lr,
+                   first_order=first_order)
+    if remat:
+        step = jax.checkpoint(step)
+
+    def body(current, _):
+        new, loss = step(current)
+        return new, ((current, loss) if trajectory else None)
+
+    adapted, seen = jax.lax.scan(body, params, length=int(inner_steps))
+    if not trajectory:
+        return adapted
+    params_before, losses_before = seen
+    all_params = jax.tree.map(lambda before, last: jnp.concatenate([before, last[None]]),
+                              params_before, adapted)
+    all_losses = jnp.append(losses_before, loss_fn(adapted, support))
+    return adapted, Trajectory(all_params, all_losses)
+
+
+def task_loss(loss_fn, params, support, query, inner_lr, inner_steps=1, *,
+              first_order=False, remat=False):
+    """L_Ti(f_θ'): the query loss of the params adapted on the support set (one task)."""
+    adapted = inner_loop(loss_fn, params, support, inner_lr, inner_steps,
+                         first_order=first_order, remat=remat)
+    return loss_fn(adapted, query)
+
+
+def maml_objective(params, loss_fn, support, query, inner_lr, inner_steps=1, *,
+                   first_order=False, remat=False):
+    """The MAML meta-objective: mean over a batch of tasks of the post-adaptation query loss.
+
+    ``params`` comes first so that ``jax.grad(maml_objective)(params, ...)`` is the
+    meta-gradient. ``support`` and ``query`` are batches with a leading task axis,
+    e.g. ``support_x: (tasks, K, 1)``; the tasks are mapped with ``jax.vmap``.
+    """
+    per_task = jax.vmap(
+        lambda s, q: task_loss(loss_fn, params, s, q, inner_lr, inner_steps,
+                               first_order=first_order, remat=remat))
+    return jnp.mean(per_task(support, query))
+
+
+def query_loss(params, loss_fn, support, query):
+    """Plain (non-meta) objective over a batch of tasks: the query loss at θ itself.
+
+    This is what the paper's "pretrained" baseline minimises: regression on tasks
+    drawn from p(T), with no adaptation inside the objective. ``support`` is
+    accepted (and ignored) so this has the same signature as :func:`maml_objective`.
+    """
+    del support
+    return jnp.mean(jax.vmap(loss_fn, in_axes=(None, 0))(params, query))

@@ -1,0 +1,157 @@
+"""Build the course notebooks from their sources, run them, and keep their JSON clean.
+
+Each chapter is written as a plain Python file in ``notebooks/src/`` in the "percent"
+format (``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines
+start with ``# ``; ``# %% tags=["parameters"]`` tags a cell). This script turns them
+into ``notebooks/*.ipynb``:
+
+    python scripts/build_notebooks.py                   # build all, no outputs
+    python scripts/build_notebooks.py 03 --execute      # build, run at full size, commit-ready
+    python scripts/build_notebooks.py --clean-only 03   # strip noise from an .ipynb run in Lab
+
+Executing uses papermill with the notebook's own (full-size) parameters, in a fresh
+kernel started in ``notebooks/``. The result is cleaned (no papermill/timing metadata,
+no kernel version noise, fixed cell ids) and refused if it holds an error output or
+is larger than ``--max-mb``.
+"""
+import argparse
+import ast
+import json
+import pathlib
+import re
+import sys
+
+import nbformat
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+SOURCES = NOTEBOOKS / "src"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+_MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+
+
+def parse_percent(text):
+    """Split a percent-format script into ``[(cell_type, source, tags), ...]``."""
+    cells, kind, tags, lines = [], None, [], []
+
+    def flush():
+        if kind is None:
+            return
+        body = "\n".join(lines).strip("\n")
+        if kind == "markdown":
+            body = "\n".join(re.sub(r"^# ?", "", line) for line in body.splitlines())
+        if body.strip():
+            cells.append((kind, body, tags))
+
+    for line in text.splitlines():
+        match = _MARKER.match(line)
+        if match:
+            flush()
+            kind = "markdown" if match["markdown"] else "code"
+            tags = ast.literal_eval(match["tags"]) if match["tags"] else []
+            lines = []
+        elif kind is not None:
+            lines.append(line)
+    flush()
+    return cells
+
+
+def build(source_path):
+    """A fresh, unexecuted notebook from one percent-format source file."""
+    nb = nbformat.v4.new_notebook()
+    for i, (kind, body, tags) in enumerate(parse_percent(source_path.read_text())):
+        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+        cell = make(body)
+        if tags:
+            cell.metadata["tags"] = list(tags)
+        nb.cells.append(cell)
+    return clean(nb)
+
+
+def clean(nb):
+    """Strip run-to-run noise: papermill/timing metadata, kernel versions, random cell ids."""
+    nb.metadata = nbformat.from_dict({
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+        **({"widgets": nb.metadata["widgets"]} if "widgets" in nb.metadata else {}),
+    })
+    cells = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags:
+            continue
+        cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
+        cells.append(cell)
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"
+    nb.cells = cells
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
+def check_clean(nb, name, max_mb):
+    """Raise if the executed notebook holds an error output or is too large to commit."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise RuntimeError(f"{name}: cell {cell.id} has an error output: {out.get('ename')}")
+    size = len(nbformat.writes(nb).encode()) / 2**20
+    if size > max_mb:
+        raise RuntimeError(f"{name}: {size:.2f} MB is over --max-mb {max_mb}")
+    return size
+
+
+def execute(path, parameters=None):
+    """Run ``path`` top to bottom in a fresh kernel (papermill); return the executed notebook."""
+    import papermill
+
+    out = path.with_suffix(".executed.ipynb")
+    try:
+        papermill.execute_notebook(str(path), str(out), parameters=parameters or {},
+                                   cwd=str(path.parent), kernel_name="python3",
+                                   progress_bar=False)
+        return nbformat.read(out, as_version=4)
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="chapter prefixes, e.g. 01 03 (default: all)")
+    parser.add_argument("--execute", action="store_true", help="run at full size, keep outputs")
+    parser.add_argument("--clean-only", action="store_true",
+                        help="only clean the existing .ipynb files (e.g. after a run in Lab)")
+    parser.add_argument("--max-mb", type=float, default=1.5)
+    args = parser.parse_args(argv)
+
+    if args.clean_only:
+        paths = sorted(p for p in NOTEBOOKS.glob("*.ipynb")
+                       if not args.names or p.name.startswith(tuple(args.names)))
+        for path in paths:
+            nb = clean(nbformat.read(path, as_version=4))
+            size = check_clean(nb, path.name, args.max_mb)
+            nbformat.write(nb, path)
+            print(f"cleaned {path.name} ({size:.2f} MB)")
+        return 0
+
+    sources = sorted(p for p in SOURCES.glob("[0-9][0-9]_*.py")
+                     if not args.names or p.name.startswith(tuple(args.names)))
+    if not sources:
+        print(f"no sources match {args.names} in {SOURCES}", file=sys.stderr)
+        return 2
+    for src in sources:
+        path = NOTEBOOKS / (src.stem + ".ipynb")
+        nb = build(src)
+        nbformat.write(nb, path)
+        if args.execute:
+            nb = clean(execute(path))
+            size = check_clean(nb, path.name, args.max_mb)
+            nbformat.write(nb, path)
+            print(f"executed {path.name} ({size:.2f} MB)")
+        else:
+            print(f"built {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Every course notebook runs top to bottom in a fresh kernel, small, and says the right thing.
+
+Each notebook has a papermill ``parameters`` cell; ``CASES`` below gives each the small
+parameters it runs with here and a ``check`` on the JSON summary it writes to
+``results_path`` (every notebook takes that parameter and writes its key numbers
+there). To add a notebook: write its check function and append one ``Case``.
+
+The committed notebooks are also checked statically: executed (they carry outputs),
+no error outputs, no papermill/timing metadata, and small enough to keep the repo light.
+"""
+import json
+import pathlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import nbformat
+import pytest
+
+NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+MAX_NOTEBOOK_MB = 1.5
+
+
+@dataclass
+class Case:
+    notebook: str
+    parameters: dict = field(default_factory=dict)
+    check: Callable[[dict], None] = lambda results: None
+
+
+def run_notebook(name, parameters, tmp_path):
+    """Execute ``notebooks/name`` with ``parameters`` in a fresh kernel; return its summary."""
+    papermill = pytest.importorskip("papermill")
+    results_path = tmp_path / "results.json"
+    papermill.execute_notebook(
+        str(NOTEBOOKS / name), str(tmp_path / name),
+        parameters={**parameters, "results_path": str(results_path)},
+        cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False)
+    assert results_path.exists(), f"{name} did not write its summary to results_path"
+    return json.loads(results_path.read_text())
+
+
+# --- checks: what each chapter must show, even at its small test size -------------------
+
+def check_01(r):
+    conv = r["converged"]
+    five, many = conv["5"], conv[str(max(int(k) for k in conv))]
+    # K=5: gradient descent fits the support points but not the function.
+    assert five["support_mse"] < 0.5
+    assert five["query_mse"] > 10 * five["support_mse"]
+    assert five["query_mse"] > 2.0
+    # Many points: the same network and optimiser generalise.
+    assert many["query_mse"] < 0.3
+    # The paper's budget (10 steps of α) barely moves a fresh network.
+    for k in ("5", "10"):
+        assert r["query_mse_after_10_steps"][k] > 0.8 * r["query_mse_fresh"]
+    assert r["loop_vs_inner_loop_max_diff"] < 1e-5
+
+
+CASES = [
+    Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.notebook)
+def test_notebook_runs_and_shows_its_result(case, tmp_path):
+    case.check(run_notebook(case.notebook, case.parameters, tmp_path))
+
+
+def _committed():
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", _committed(), ids=lambda p: p.name)
+def test_committed_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert "papermill" not in nb.metadata
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, "a chapter without code"
+    assert any("parameters" in c.metadata.get("tags", []) for c in code) or len(code) < 3, \
+        "long runs must take their size from a cell tagged `parameters`"
+    assert all(c.execution_count is not None for c in code), \
+        "commit notebooks with outputs from a full run (scripts/build_notebooks.py --execute)"
+    for cell in code:
+        assert set(cell.metadata) <= {"tags", "jupyter", "collapsed", "scrolled"}, cell.metadata
+        for out in cell.outputs:
+            assert out.output_type != "error", f"error output in {cell.id}"
+    assert path.stat().st_size < MAX_NOTEBOOK_MB * 2**20
+
+
+def test_every_case_names_a_notebook():
+    names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    for case in CASES:
+        assert case.notebook in names

@@ -1,0 +1,226 @@
+"""One implementation of MAML in its own process, driven over stdin/stdout by
+``benchmarks/peer_comparison.py`` so that runs of different implementations (and of
+different Python environments: JAX in ``.venv``, PyTorch in ``.venv-peers``) can
+alternate A B A B.
+
+Usage: ``python benchmarks/peers/worker.py IMPL`` with IMPL one of ``minimaml``,
+``learn2learn``, ``higher``, ``torch.func``. Each request is one JSON line, and so is
+each reply (on the original stdout; anything the libraries print goes to stderr):
+
+- ``{"op": "info"}`` -> versions and thread counts.
+- ``{"op": "setup", "workload": {...}, "params": "init.npz", "seed": 0,
+  "iters_per_run": n, "runs": m}`` -> ``{}``: prepare to train from these parameters.
+- ``{"op": "run"}`` -> ``{"seconds": s, "losses": [...]}``: the next ``n`` meta-iterations
+  (each samples fresh tasks, computes the second-order meta-gradient, steps Adam).
+- ``{"op": "grad", "params": p.npz, "batch": b.npz, "out": g.npz, "inner_steps": k,
+  "inner_lr": a, "first_order": false}`` -> ``{}``: the meta-gradient in float64 at
+  ``params`` on ``batch`` (``support_x, support_y, query_x, query_y``), written to ``out``
+  in minimaml's layout (``w0, b0, ...``). The minimaml worker needs JAX_ENABLE_X64=1.
+- ``{"op": "quit"}``.
+"""
+import json
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+IMPLS = ("minimaml", "learn2learn", "higher", "torch.func")
+
+
+class Channel:
+    """JSON lines in from stdin, out on the original stdout (fd 1 then points at stderr)."""
+
+    def __init__(self):
+        self._out = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+
+    def read(self):
+        line = sys.stdin.readline()
+        return json.loads(line) if line else {"op": "quit"}
+
+    def reply(self, **fields):
+        self._out.write(json.dumps(fields) + "\n")
+        self._out.flush()
+
+
+class Stop(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- minimaml (JAX)
+
+def _minimaml_params(arrays):
+    import jax.numpy as jnp
+    count = len([k for k in arrays if k.startswith("w")])
+    return [{"w": jnp.asarray(arrays[f"w{i}"]), "b": jnp.asarray(arrays[f"b{i}"])}
+            for i in range(count)]
+
+
+def minimaml_info():
+    import jax
+    return {"impl": "minimaml", "versions": {"jax": jax.__version__},
+            "threads": f"XLA CPU, {jax.device_count()} device(s), "
+                       f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"}
+
+
+def minimaml_train(channel, setup):
+    """Meta-train with ``minimaml.train.meta_train``, ``iters_per_run`` steps per jitted
+    call; the ``on_chunk`` callback reports each chunk and waits for the next ``run``."""
+    import jax
+    from minimaml import sinusoid
+    from minimaml.train import meta_train
+
+    workload = setup["workload"]
+    if workload["task"] != "sinusoid":
+        raise ValueError(f"unknown workload task {workload['task']!r}")
+    params = _minimaml_params(np.load(setup["params"]))
+    sampler = sinusoid.task_sampler(workload["meta_batch"], workload["support"],
+                                    workload["query"])
+    started = [None]
+
+    def wait_for_run():
+        request = channel.read()
+        if request["op"] != "run":
+            raise Stop
+        started[0] = time.perf_counter()
+
+    def on_chunk(step, params, opt_state, losses):
+        channel.reply(seconds=time.perf_counter() - started[0], losses=losses.tolist())
+        if step < total:
+            wait_for_run()
+
+    total = setup["iters_per_run"] * setup["runs"]
+    channel.reply()
+    try:
+        wait_for_run()
+        meta_train(sinusoid.sine_loss, params, sampler, jax.random.key(setup["seed"]),
+                   meta_steps=total, inner_lr=workload["inner_lr"],
+                   inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"],
+                   steps_per_call=setup["iters_per_run"], progress=False)
+    except Stop:
+        pass
+
+
+def minimaml_grad(request):
+    import jax
+    from minimaml.maml import maml_objective
+    from minimaml.sinusoid import sine_loss
+
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError("the minimaml gradient check needs JAX_ENABLE_X64=1")
+    params = _minimaml_params(np.load(request["params"]))
+    batch = np.load(request["batch"])
+    grads = jax.grad(maml_objective)(
+        params, sine_loss, (batch["support_x"], batch["support_y"]),
+        (batch["query_x"], batch["query_y"]), request["inner_lr"], request["inner_steps"],
+        first_order=request.get("first_order", False))
+    out = {}
+    for i, layer in enumerate(grads):
+        out[f"w{i}"], out[f"b{i}"] = np.asarray(layer["w"]), np.asarray(layer["b"])
+    np.savez(request["out"], **out)
+
+
+# ---------------------------------------------------------------- PyTorch peers
+
+def peer_class(impl):
+    sys.path.insert(0, str(HERE))
+    if impl == "learn2learn":
+        from learn2learn_maml import Learn2LearnMAML
+        return Learn2LearnMAML
+    if impl == "higher":
+        from higher_maml import HigherMAML
+        return HigherMAML
+    from torch_func_maml import TorchFuncMAML
+    return TorchFuncMAML
+
+
+def peer_info(impl):
+    import importlib.metadata
+    import torch
+    versions = {"torch": torch.__version__}
+    if impl in ("learn2learn", "higher"):
+        versions[impl] = importlib.metadata.version(impl)
+    return {"impl": impl, "versions": versions,
+            "threads": f"torch {torch.get_num_threads()} intra-op thread(s)"}
+
+
+def peer_train(channel, impl, setup):
+    import torch
+    from common import load_minimaml_params, sample_sine_tasks, sine_net
+
+    workload = setup["workload"]
+    if workload["task"] != "sinusoid":
+        raise ValueError(f"unknown workload task {workload['task']!r}")
+    torch.manual_seed(setup["seed"])
+    generator = torch.Generator().manual_seed(setup["seed"])
+    model = load_minimaml_params(sine_net(), np.load(setup["params"]))
+    peer = peer_class(impl)(model, inner_lr=workload["inner_lr"],
+                            inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"])
+    channel.reply()
+    for _ in range(setup["runs"]):
+        if channel.read()["op"] != "run":
+            return
+        losses = []
+        start = time.perf_counter()
+        for _ in range(setup["iters_per_run"]):
+            batch = sample_sine_tasks(generator, workload["meta_batch"], workload["support"],
+                                      workload["query"])
+            losses.append(peer.meta_step(batch))
+        channel.reply(seconds=time.perf_counter() - start, losses=losses)
+
+
+def peer_grad(impl, request):
+    import torch
+    from common import load_minimaml_params, sine_net, to_minimaml_layout
+
+    if request.get("first_order", False):
+        raise ValueError("the peers are benchmarked second order only")
+    model = load_minimaml_params(sine_net().double(), np.load(request["params"]))
+    batch = np.load(request["batch"])
+    batch = tuple(torch.from_numpy(batch[k]) for k in
+                  ("support_x", "support_y", "query_x", "query_y"))
+    peer = peer_class(impl)(model, inner_lr=request["inner_lr"],
+                            inner_steps=request["inner_steps"], meta_lr=1e-3)
+    np.savez(request["out"], **to_minimaml_layout(model, peer.meta_gradient(batch)))
+
+
+# ---------------------------------------------------------------- main loop
+
+def main(impl):
+    if impl not in IMPLS:
+        raise SystemExit(f"IMPL must be one of {IMPLS}; got {impl!r}")
+    channel = Channel()
+    if impl == "minimaml":
+        sys.path.insert(0, str(ROOT))
+    else:
+        sys.path.insert(0, str(HERE))
+    while True:
+        request = channel.read()
+        op = request["op"]
+        try:
+            if op == "quit":
+                return
+            elif op == "info":
+                channel.reply(**(minimaml_info() if impl == "minimaml" else peer_info(impl)))
+            elif op == "setup":
+                if impl == "minimaml":
+                    minimaml_train(channel, request)
+                else:
+                    peer_train(channel, impl, request)
+            elif op == "grad":
+                minimaml_grad(request) if impl == "minimaml" else peer_grad(impl, request)
+                channel.reply()
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except Exception as error:  # report to the driver rather than hang it
+            channel.reply(error=f"{type(error).__name__}: {error}")
+            raise
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "")

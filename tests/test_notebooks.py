@@ -56,8 +56,24 @@ def check_01(r):
     assert r["loop_vs_inner_loop_max_diff"] < 1e-5
 
 
+def check_02(r):
+    assert r["dtype"] == "float64"
+    # The hand-derived meta-gradient (I − αH)∇L_query(θ') is jax.grad(maml_objective)...
+    assert r["one_task_max_abs_diff"] < 1e-12
+    assert r["batch_max_abs_diff"] < 1e-12
+    assert r["meta_gradient_norm"] > 1e-3          # ...and not trivially zero
+    # ...and matches central finite differences.
+    assert r["fd_max_rel_err"] < 1e-5
+    # first_order=True is exactly g' = ∇L_query(θ').
+    assert r["first_order_vs_g_prime_max_abs_diff"] < 1e-12
+    # The dropped term is small at the random init, not at the MAML-trained θ.
+    ratio = r["dropped_ratio_median"]
+    assert ratio["random init"] < 0.1 < ratio["MAML-trained θ"]
+
+
 CASES = [
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
+    Case("02_grad_of_grad.ipynb", {"histogram_tasks": 100, "num_directions": 4}, check_02),
 ]
 
 

@@ -26,7 +26,7 @@ from .evaluate import finetune_curves, mean_ci95
 from .losses import mse_loss
 from .maml import check_inner_lr, check_steps, inner_loop
 from .nets import mlp_apply, mlp_init
-from .train import meta_train, pretrain
+from .train import TrainingDiverged, meta_train, pretrain
 
 AMPLITUDE_RANGE = (0.1, 5.0)
 PHASE_RANGE = (0.0, math.pi)
@@ -72,7 +72,7 @@ def sample_tasks(key, num_tasks, support_size, query_size):
 
     Returns a :class:`SineTasks` of arrays, all drawn from the one ``key``.
     """
-    _check_count(num_tasks, "num_tasks (meta-batch size)")
+    _check_count(num_tasks, "num_tasks")
     _check_count(support_size, "support_size (K)")
     _check_count(query_size, "query_size (Q)")
     k_amp, k_phase, k_x = jax.random.split(key, 3)
@@ -185,6 +185,12 @@ def evaluate(params, config, inner_lr=None):
         tasks = evaluation_tasks(config, shots)
         curves = finetune_curves(sine_loss, params, tasks.support, tasks.query, inner_lr,
                                  config.eval_steps)
+        finite = np.isfinite(curves).all(axis=0)
+        if not finite.all():
+            step = int(np.argmin(finite))
+            raise TrainingDiverged(
+                f"fine-tuning diverged at meta-test (K={shots}): the query MSE became "
+                f"non-finite after step {step}; try a smaller learning rate (inner_lr={inner_lr}).")
         mean, ci = mean_ci95(curves)
         results[str(shots)] = {"mse": mean.tolist(), "ci95": ci.tolist()}
     return results
@@ -337,7 +343,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from .train import TrainingDiverged
     config, args = parse_args(argv)
     try:
         config.validate()

@@ -1,0 +1,126 @@
+"""The sinusoid task distribution and the experiment CLI (minimaml/sinusoid.py)."""
+import json
+import math
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from minimaml import sinusoid
+
+
+def test_sampler_shapes_ranges_and_formula():
+    tasks = sinusoid.sample_tasks(jax.random.key(0), 2000, 7, 3)
+    assert tasks.support_x.shape == (2000, 7, 1) and tasks.query_y.shape == (2000, 3, 1)
+    amp, phase = np.asarray(tasks.amplitude), np.asarray(tasks.phase)
+    assert 0.1 <= amp.min() and amp.max() <= 5.0
+    assert 0.0 <= phase.min() and phase.max() <= math.pi
+    # Uniform, so the extremes come close to the bounds and the mean is central.
+    assert amp.min() < 0.15 and amp.max() > 4.95 and abs(amp.mean() - 2.55) < 0.1
+    assert phase.min() < 0.01 and phase.max() > math.pi - 0.01
+    for x in (tasks.support_x, tasks.query_x):
+        x = np.asarray(x)
+        assert -5.0 <= x.min() and x.max() <= 5.0 and x.min() < -4.95 and x.max() > 4.95
+    expected = amp[:, None, None] * np.sin(np.asarray(tasks.support_x) - phase[:, None, None])
+    np.testing.assert_allclose(tasks.support_y, expected, rtol=1e-5, atol=1e-5)
+    expected = amp[:, None, None] * np.sin(np.asarray(tasks.query_x) - phase[:, None, None])
+    np.testing.assert_allclose(tasks.query_y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sampler_is_a_function_of_the_key():
+    a = sinusoid.sample_tasks(jax.random.key(3), 4, 5, 5)
+    b = sinusoid.sample_tasks(jax.random.key(3), 4, 5, 5)
+    c = sinusoid.sample_tasks(jax.random.key(4), 4, 5, 5)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(a.support_x, c.support_x)
+
+
+@pytest.mark.parametrize("args, name", [
+    ((0, 5, 5), "num_tasks"), ((4, 0, 5), r"support_size \(K\)"), ((4, 5, -1), r"query_size \(Q\)")])
+def test_sampler_rejects_bad_sizes(args, name):
+    with pytest.raises(ValueError, match=name + r" must be an integer >= 1"):
+        sinusoid.sample_tasks(jax.random.key(0), *args)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("support_size", 0, "support_size must be an integer >= 1"),
+    ("query_size", 0, "query_size must be an integer >= 1"),
+    ("meta_batch", 0, "meta_batch must be an integer >= 1"),
+    ("inner_steps", -1, "inner_steps must be an integer >= 0"),
+    ("inner_lr", 0.0, "inner_lr must be a finite number > 0"),
+    ("inner_lr", float("nan"), "inner_lr must be a finite number > 0"),
+    ("meta_lr", -1.0, "meta_lr must be a finite number > 0"),
+])
+def test_config_validation(field, value, message):
+    config = sinusoid.Config(**{field: value})
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+
+
+def test_params_round_trip(tmp_path):
+    params = sinusoid.init_params(jax.random.key(0))
+    sinusoid.save_params(tmp_path / "p.npz", params)
+    loaded = sinusoid.load_params(tmp_path / "p.npz")
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(loaded)):
+        np.testing.assert_array_equal(a, b)
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "minimaml.sinusoid", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_short_cli_run_beats_pretrained_baseline(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("--meta-steps", "3000", "--eval-tasks", "200", "--out", str(out),
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (out / "sinusoid.png").stat().st_size > 10_000
+    assert metrics["config"]["meta_steps"] == 3000 and metrics["train_seconds"] > 0
+    for model in ("maml", "pretrained"):
+        for k in ("5", "10", "20"):
+            assert len(metrics[model][k]["mse"]) == 11 and len(metrics[model][k]["ci95"]) == 11
+    maml, pre = metrics["maml"]["10"], metrics["pretrained"]["10"]
+    # MAML's one adaptation step helps a lot, and beats the pretrained model's step.
+    assert maml["mse"][1] + 2 * maml["ci95"][1] < 0.6 * maml["mse"][0]
+    assert maml["mse"][1] + maml["ci95"][1] < 0.6 * (pre["mse"][1] - pre["ci95"][1])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--support-size", "0"], "support_size must be an integer >= 1"),
+    (["--query-size", "-2"], "query_size must be an integer >= 1"),
+    (["--inner-steps", "-1"], "inner_steps must be an integer >= 0"),
+    (["--inner-lr", "nan"], "inner_lr must be a finite number > 0"),
+    (["--inner-lr", "0"], "inner_lr must be a finite number > 0"),
+    (["--meta-batch", "0"], "meta_batch must be an integer >= 1"),
+])
+def test_cli_bad_input_is_one_line_error(args, message, tmp_path):
+    result = run_cli(*args, "--meta-steps", "10", "--out", str(tmp_path))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], \
+        result.stderr
+
+
+def test_cli_divergence_names_the_step(tmp_path):
+    result = run_cli("--meta-steps", "2000", "--inner-lr", "5", "--inner-steps", "5",
+                     "--out", str(tmp_path), "--no-progress")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "diverged" in lines[0] and "at step" in lines[0]
+    assert "smaller learning rate" in lines[0]
+
+
+def test_diverging_fine_tuning_at_meta_test_is_reported():
+    from minimaml.train import TrainingDiverged
+    params = sinusoid.init_params(jax.random.key(0))
+    config = sinusoid.Config(inner_lr=50.0, eval_tasks=20, eval_shots=(10,))
+    with pytest.raises(TrainingDiverged, match=r"meta-test \(K=10\).*after step \d+.*inner_lr=50"):
+        sinusoid.evaluate(params, config)

@@ -1,0 +1,106 @@
+"""Meta-training, the pretrained baseline and evaluation (minimaml/train.py, evaluate.py)."""
+import jax
+import numpy as np
+import pytest
+
+from minimaml import sinusoid
+from minimaml.evaluate import finetune_curves, mean_ci95
+from minimaml.train import TrainingDiverged, meta_train, optimize, pretrain
+
+
+def train_small(seed, steps=300, steps_per_call=100, meta_batch=5, inner_lr=0.01, **kwargs):
+    key = jax.random.key(seed)
+    params = sinusoid.init_params(key)
+    return meta_train(sinusoid.sine_loss, params, sinusoid.task_sampler(meta_batch, 10, 10), key,
+                      meta_steps=steps, inner_lr=inner_lr, steps_per_call=steps_per_call,
+                      progress=False, **kwargs)
+
+
+def test_same_seed_gives_identical_parameters():
+    a, _, losses_a = train_small(0)
+    b, _, losses_b = train_small(0)
+    c, _, _ = train_small(1)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(losses_a, losses_b)
+    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
+
+
+def test_chunking_does_not_change_the_result_and_resume_is_exact():
+    whole, _, losses = train_small(0, steps=300, steps_per_call=300)
+    split, _, losses_split = train_small(0, steps=300, steps_per_call=70)
+    for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(split)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+    # Resume from a state saved at step 100.
+    saved = {}
+
+    def on_chunk(step, params, opt_state, _):
+        if step == 100:
+            saved.update(params=params, opt_state=opt_state)
+    train_small(0, steps=100, steps_per_call=100, on_chunk=on_chunk)
+    key = jax.random.key(0)
+    resumed, _, tail = meta_train(sinusoid.sine_loss, saved["params"],
+                                  sinusoid.task_sampler(5, 10, 10), key, meta_steps=300,
+                                  inner_lr=0.01, steps_per_call=100, progress=False,
+                                  opt_state=saved["opt_state"], start_step=100)
+    assert tail.shape == (200,)
+    np.testing.assert_allclose(tail, losses[100:], rtol=1e-5)
+    for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+
+
+def test_meta_training_reduces_the_loss():
+    _, _, losses = train_small(0, steps=2500, steps_per_call=500, meta_batch=25)
+    assert losses[-300:].mean() < 0.6 * losses[:300].mean()
+
+
+def test_pretrain_reduces_the_plain_loss():
+    key = jax.random.key(0)
+    params = sinusoid.init_params(key)
+    _, _, losses = pretrain(sinusoid.sine_loss, params, sinusoid.task_sampler(25, 10, 10), key,
+                            steps=1000, progress=False)
+    # The best single function for random sinusoids is near zero: loss ≈ E[A²]/2 ≈ 4.2.
+    assert losses.shape == (1000,)
+    assert losses[-200:].mean() < losses[:50].mean()
+
+
+def test_divergence_is_reported_with_its_step():
+    with pytest.raises(TrainingDiverged, match=r"diverged: the loss became (nan|inf) at step \d+; "
+                                               r"try a smaller learning rate \(meta_lr=.*inner_lr=5.0"):
+        train_small(0, steps=500, steps_per_call=100, inner_lr=5.0, inner_steps=5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"steps": 10, "steps_per_call": 0}, "steps_per_call must be an integer >= 1"),
+    ({"steps": 10, "lr": float("inf")}, "lr must be a finite number > 0"),
+])
+def test_optimize_rejects_bad_arguments(kwargs, message):
+    params = sinusoid.init_params(jax.random.key(0))
+    with pytest.raises(ValueError, match=message):
+        optimize(lambda p, s, q: 0.0, params, sinusoid.task_sampler(2, 2, 2),
+                 jax.random.key(0), progress=False, **kwargs)
+
+
+def test_finetune_curves_match_a_direct_computation():
+    params = sinusoid.init_params(jax.random.key(0))
+    tasks = sinusoid.sample_tasks(jax.random.key(1), 6, 5, 20)
+    curves = finetune_curves(sinusoid.sine_loss, params, tasks.support, tasks.query, 0.01, 3)
+    chunked = finetune_curves(sinusoid.sine_loss, params, tasks.support, tasks.query, 0.01, 3,
+                              task_chunk=4)
+    np.testing.assert_allclose(curves, chunked, rtol=1e-5)
+    assert curves.shape == (6, 4)
+    from minimaml.maml import sgd_step
+    p = params
+    support = (tasks.support_x[2], tasks.support_y[2])
+    query = (tasks.query_x[2], tasks.query_y[2])
+    for n in range(4):
+        np.testing.assert_allclose(curves[2, n], sinusoid.sine_loss(p, query), rtol=1e-5)
+        p, _ = sgd_step(sinusoid.sine_loss, p, support, 0.01)
+
+
+def test_mean_ci95():
+    values = np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0], [7.0, 2.0]])
+    mean, ci = mean_ci95(values)
+    np.testing.assert_allclose(mean, [4.0, 2.0])
+    np.testing.assert_allclose(ci, [1.96 * np.std([1, 3, 5, 7]) / 2, 0.0])

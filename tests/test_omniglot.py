@@ -1,0 +1,327 @@
+"""Omniglot: loader (real zip/PNG path, hashes, errors, cache), splits, sampler, conv
+net (im2col vs native), the conv-MAML meta-gradient, a short training run, resuming.
+
+Data: ``$MINIMAML_OMNIGLOT_DIR`` (default ``../shared/omniglot`` beside the repo). Where
+it is missing the tests fetch the official archives through the real download path;
+in CI (``CI`` set) a missing directory is a failure, never a skip.
+"""
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from minimaml import omniglot as og
+from minimaml.maml import maml_objective
+from minimaml.nets import conv2d_im2col, conv2d_native, conv_apply, conv_init
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DATA_DIR = pathlib.Path(os.environ.get("MINIMAML_OMNIGLOT_DIR",
+                                       REPO.parent / "shared" / "omniglot"))
+SMALL1 = "images_background_small1.zip"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("omniglot_cache")
+
+
+@pytest.fixture(scope="session")
+def small1_zip(cache_dir):
+    """The official small1 archive: local copy, or downloaded (hash-checked) by pooch."""
+    if (DATA_DIR / SMALL1).exists():
+        return DATA_DIR / SMALL1
+    if os.environ.get("CI"):
+        pytest.fail(f"Omniglot test data missing in CI: {DATA_DIR / SMALL1} "
+                    f"(set MINIMAML_OMNIGLOT_DIR)")
+    return og.download(SMALL1, cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def full_data(cache_dir):
+    """All 1,623 characters: from the local directory, else the official download."""
+    if DATA_DIR.exists():
+        return og.load(DATA_DIR, cache_dir=cache_dir, progress=False)
+    if os.environ.get("CI"):
+        pytest.fail(f"Omniglot test data missing in CI: {DATA_DIR} (set MINIMAML_OMNIGLOT_DIR)")
+    return og.load(None, cache_dir=cache_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def small1(small1_zip, cache_dir):
+    return og.load(small1_zip, cache_dir=cache_dir, progress=False)
+
+
+# --- loader ----------------------------------------------------------------------
+
+def test_small_zip_loads_through_png_path(small1, small1_zip, full_data):
+    assert og.verify(small1_zip) == og.OFFICIAL_SHA256[SMALL1]
+    assert small1.images.shape == (136, 20, 28, 28)
+    assert small1.images.dtype == np.float32
+    assert len(set(small1.alphabets)) == 5
+    assert 0.0 <= small1.images.min() and small1.images.max() <= 1.0
+    # ink is 1: most of each drawing is background (0)
+    assert 0.02 < small1.images.mean() < 0.3
+    # the PNGs and the npz conversion give the same arrays for the same character ids
+    rows = np.searchsorted(full_data.ids, small1.ids)
+    np.testing.assert_array_equal(full_data.ids[rows], small1.ids)
+    np.testing.assert_array_equal(full_data.images[rows], small1.images)
+    np.testing.assert_array_equal(full_data.alphabets[rows], small1.alphabets)
+
+
+def test_full_data_has_every_character(full_data):
+    assert full_data.images.shape == (1623, 20, 28, 28)
+    np.testing.assert_array_equal(full_data.ids, np.arange(1, 1624))
+    assert len(set(full_data.alphabets)) == 50
+    assert full_data.alphabets[0] == "Arcadian" and full_data.alphabets[964] == "Angelic"
+
+
+def test_hash_mismatch_names_the_file(small1_zip, tmp_path):
+    bad = tmp_path / SMALL1
+    raw = bytearray(small1_zip.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"{SMALL1}.*sha256"):
+        og.load(bad, cache_dir=tmp_path / "cache")
+
+
+def test_truncated_archive_names_the_file(small1_zip, tmp_path):
+    # under an unknown name (no hash to check) the zip reader itself must object
+    cut = tmp_path / "my_omniglot.zip"
+    cut.write_bytes(small1_zip.read_bytes()[:600_000])
+    with pytest.raises(ValueError, match="my_omniglot.zip.*truncated or corrupt"):
+        og.load(cut, cache_dir=tmp_path / "cache")
+    # under the official name the hash check catches it first
+    official = tmp_path / SMALL1
+    official.write_bytes(small1_zip.read_bytes()[:600_000])
+    with pytest.raises(ValueError, match=f"{SMALL1}.*sha256"):
+        og.load(official, cache_dir=tmp_path / "cache")
+
+
+def test_bad_paths_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no_such_dir"):
+        og.load(tmp_path / "no_such_dir", cache_dir=tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty"):
+        og.load(tmp_path / "empty", cache_dir=tmp_path)
+    odd = tmp_path / "images.tar"
+    odd.write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="images.tar.*unsupported"):
+        og.load(odd, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="name must be one of"):
+        og.download("images_everything.zip", tmp_path)
+
+
+def test_png_directory_source(small1_zip, small1, tmp_path):
+    shutil.unpack_archive(small1_zip, tmp_path / "unzipped")
+    data = og.load(tmp_path / "unzipped", cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(data.images, small1.images)
+    np.testing.assert_array_equal(data.ids, small1.ids)
+
+
+def test_bad_cache_is_rebuilt_not_trusted(small1_zip, small1, tmp_path):
+    cache = tmp_path / "cache"
+    og.load(small1_zip, cache_dir=cache)
+    (cache_file,) = cache.glob("omniglot28_*.npz")
+    cache_file.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="bad Omniglot cache"):
+        rebuilt = og.load(small1_zip, cache_dir=cache)
+    np.testing.assert_array_equal(rebuilt.images, small1.images)
+    # a cache that reads fine but holds other numbers is rejected by its key
+    with np.load(cache_file) as data:
+        arrays = dict(data)
+    arrays["key"] = np.array("0" * 64)
+    np.savez(cache_file, **arrays)
+    with pytest.warns(UserWarning, match="bad Omniglot cache"):
+        og.load(small1_zip, cache_dir=cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # now valid again: no warning
+        og.load(small1_zip, cache_dir=cache)
+
+
+# --- splits and sampler ------------------------------------------------------------
+
+def test_split_is_seeded_and_disjoint():
+    train, test = og.split_characters(1623, 1200, seed=0)
+    assert len(train) == 1200 and len(test) == 423
+    assert not set(train) & set(test)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, test])), np.arange(1623))
+    again, _ = og.split_characters(1623, 1200, seed=0)
+    other, _ = og.split_characters(1623, 1200, seed=1)
+    np.testing.assert_array_equal(train, again)
+    assert not np.array_equal(train, other)
+    with pytest.raises(ValueError, match="num_train"):
+        og.split_characters(100, 100)
+
+
+def test_split_images_keep_characters_apart(full_data):
+    config = og.Config()
+    train_images, test_images = og.split_images(full_data, config)
+    assert train_images.shape[0] == 1200 and test_images.shape[0] == 423
+    train_idx, test_idx = og.split_characters(1623, 1200, 0)
+    np.testing.assert_array_equal(np.asarray(train_images), full_data.images[train_idx])
+    np.testing.assert_array_equal(np.asarray(test_images), full_data.images[test_idx])
+
+
+def test_sampler_properties(full_data):
+    images = jnp.asarray(full_data.images[:300])
+    ways, shots, queries, tasks_n = 5, 2, 3, 400
+    tasks = jax.jit(lambda k: og.sample_tasks(k, images, tasks_n, ways, shots, queries))(
+        jax.random.key(3))
+    assert tasks.support_x.shape == (tasks_n, ways * shots, 28, 28, 1)
+    assert tasks.query_x.shape == (tasks_n, ways * queries, 28, 28, 1)
+    chars = np.asarray(tasks.characters)
+    # N distinct classes per task
+    assert all(len(set(row)) == ways for row in chars)
+    # support and query drawings disjoint (within each class)
+    drawers = np.asarray(tasks.drawers)
+    assert all(len(set(d)) == shots + queries for d in drawers.reshape(-1, shots + queries))
+    # labels: class-major 0..N-1, and the label -> character map is a fresh permutation
+    np.testing.assert_array_equal(tasks.support_y[0], np.repeat(np.arange(ways), shots))
+    np.testing.assert_array_equal(tasks.query_y[0], np.repeat(np.arange(ways), queries))
+    first_smaller = np.mean(chars[:, 0] < chars[:, 1])
+    assert 0.4 < first_smaller < 0.6
+    assert set(np.unique(tasks.rotations)) == {0, 1, 2, 3}
+    # the images are the named drawings, turned by the named quarter-turns
+    for t in range(0, tasks_n, 37):
+        for n in range(ways):
+            for j in range(shots + queries):
+                expect = np.rot90(full_data.images[chars[t, n], drawers[t, n, j]],
+                                  int(tasks.rotations[t, n]))
+                got = (tasks.support_x[t, n * shots + j] if j < shots
+                       else tasks.query_x[t, n * queries + j - shots])
+                np.testing.assert_array_equal(np.asarray(got)[..., 0], expect)
+
+
+def test_sampler_rejects_bad_shapes(full_data):
+    images = jnp.asarray(full_data.images[:10])
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="ways"):
+        og.sample_tasks(key, images, 4, 11, 1, 1)
+    with pytest.raises(ValueError, match="shots \\+ queries"):
+        og.sample_tasks(key, images, 4, 5, 5, 16)
+    with pytest.raises(ValueError, match="num_tasks"):
+        og.sample_tasks(key, images, 0, 5, 1, 1)
+    with pytest.raises(ValueError, match="eval_queries"):
+        og.Config(eval_queries=7, queries=2).validate()
+
+
+def test_query_groups_hold_one_batch_per_training_shape():
+    ways, q, g = 3, 4, 2
+    query_y = jnp.repeat(jnp.arange(ways), q)
+    query_x = jnp.arange(ways * q, dtype=jnp.float32).reshape(ways * q, 1, 1, 1)
+    gx, gy = og.query_groups(query_x, query_y, ways, g)
+    assert gx.shape == (q // g, ways * g, 1, 1, 1)
+    for group in np.asarray(gy):
+        np.testing.assert_array_equal(group, np.repeat(np.arange(ways), g))
+    assert sorted(np.asarray(gx).ravel().tolist()) == list(range(ways * q))
+
+
+# --- model -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [28, 14, 7, 4])
+def test_im2col_matches_native_conv(size):
+    kx, kw = jax.random.split(jax.random.key(size))
+    x = jax.random.normal(kx, (3, size, size, 5))
+    w = jax.random.normal(kw, (3, 3, 5, 8))
+    np.testing.assert_allclose(conv2d_im2col(x, w), conv2d_native(x, w), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(conv2d_im2col(x, w, stride=1), conv2d_native(x, w, stride=1),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_conv_net_formulations_agree_under_vmap():
+    keys = jax.random.split(jax.random.key(0), 4)
+    params = jax.vmap(lambda k: conv_init(k, 5))(keys)          # per-task weights
+    x = jax.random.uniform(jax.random.key(1), (4, 10, 28, 28, 1))
+    a = jax.vmap(lambda p, xi: conv_apply(p, xi, conv2d_im2col))(params, x)
+    b = jax.vmap(lambda p, xi: conv_apply(p, xi, conv2d_native))(params, x)
+    assert a.shape == (4, 10, 5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="filters"):
+        conv_init(keys[0], 5, filters=0)
+
+
+def test_batch_norm_makes_predictions_depend_on_the_batch():
+    params = conv_init(jax.random.key(0), 5)
+    x = jax.random.uniform(jax.random.key(1), (10, 28, 28, 1))
+    alone = conv_apply(params, x[:5])
+    together = conv_apply(params, x)[:5]
+    assert not np.allclose(alone, together, atol=1e-4)   # transductive
+
+
+def test_conv_maml_meta_gradient_matches_finite_differences():
+    with jax.enable_x64(True):
+        key = jax.random.key(0)
+        params = jax.tree.map(lambda a: a.astype(jnp.float64),
+                              conv_init(key, 3, filters=4, blocks=2))
+        images = jax.random.uniform(jax.random.key(1), (6, 20, 8, 8), dtype=jnp.float64)
+        tasks = og.sample_tasks(jax.random.key(2), images, 2, 3, 1, 2)
+        _, loss_fn = og.classifier(conv2d_im2col)
+
+        def objective(p, first_order=False):
+            return maml_objective(p, loss_fn, tasks.support, tasks.query, 0.4, 2,
+                                  first_order=first_order)
+
+        grad = jax.grad(objective)(params)
+        grad_fo = jax.grad(lambda p: objective(p, True))(params)
+        direction = jax.tree.map(
+            lambda a, k: jax.random.normal(k, a.shape, jnp.float64), params,
+            jax.tree.unflatten(jax.tree.structure(params),
+                               list(jax.random.split(key, len(jax.tree.leaves(params))))))
+        eps = 1e-5
+        shifted = lambda s: objective(jax.tree.map(lambda p, d: p + s * d, params, direction))
+        numeric = (shifted(eps) - shifted(-eps)) / (2 * eps)
+        dot = lambda g: sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g),
+                                                            jax.tree.leaves(direction)))
+        analytic, first_order = float(dot(grad)), float(dot(grad_fo))
+        assert abs(analytic - numeric) < 1e-6 * max(1.0, abs(numeric))
+        # the second-order term matters here, so the check above has teeth
+        assert abs(first_order - numeric) > 1e-3 * abs(numeric)
+
+
+# --- training --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_short_cli_training_beats_chance(small1_zip, cache_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIMAML_CACHE", str(cache_dir))
+    out = tmp_path / "run"
+    code = og.main(["--ways", "5", "--shots", "1", "--meta-steps", "200", "--data",
+                    str(small1_zip), "--out", str(out), "--train-characters", "100",
+                    "--filters", "16", "--eval-tasks", "200", "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    acc = metrics["test_accuracy"]
+    assert metrics["config"]["ways"] == 5 and metrics["train_seconds"] > 0
+    # chance is 20%; 36 unseen characters, 200 tasks x 15 queries per class
+    assert acc["mean"] - acc["ci95"] > 0.45, acc
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    assert (out / "checkpoint.npz").exists()
+
+
+def test_resume_is_exact(small1, tmp_path):
+    config = og.paper_config(5, 1, meta_steps=6, meta_batch=4, filters=4, blocks=2,
+                             train_characters=100, eval_tasks=10, steps_per_call=2,
+                             checkpoint_seconds=0.0)
+    straight, hist = og.train(config, small1, tmp_path / "a", progress=False)
+    og.train(dataclasses.replace(config, meta_steps=4), small1, tmp_path / "b",
+             progress=False)
+    resumed, hist_b = og.train(config, small1, tmp_path / "b", progress=False)
+    for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(x, y)
+    assert hist["losses"] == hist_b["losses"] and len(hist["losses"]) == 6
+    with pytest.raises(ValueError, match="another config.*inner_lr"):
+        og.train(dataclasses.replace(config, inner_lr=0.1), small1, tmp_path / "b",
+                 progress=False)
+
+
+def test_cli_rejects_bad_input(capsys, tmp_path):
+    assert og.main(["--ways", "1", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "ways must be an integer >= 2" in capsys.readouterr().err
+    assert og.main(["--inner-lr", "-1", "--data", str(tmp_path)]) == 2
+    assert "inner_lr" in capsys.readouterr().err

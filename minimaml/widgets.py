@@ -134,7 +134,7 @@ def adapt(params, task, shots, inner_lr):
     mask = (np.arange(MAX_SHOTS) < shots).astype(np.float32)
     out = _adapt(params, task.support_x, task.support_y, mask, task.query_x, task.query_y,
                  np.float32(inner_lr))
-    return Adaptation(*(np.asarray(a) for a in out))
+    return Adaptation(*jax.device_get(out))
 
 
 class PlotData(NamedTuple):
@@ -310,6 +310,7 @@ class Playground(widgets.VBox):
     # -- state --
     def _adapt_all(self):
         shots, inner_lr = self.shots_slider.value, self.inner_lr_slider.value
+        # (Stacking the three into one vmapped call measured no faster on CPU.)
         self.adaptations = {name: adapt(params, self.task, shots, inner_lr)
                             for name, params in self.inits.items()}
 

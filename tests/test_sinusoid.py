@@ -122,5 +122,22 @@ def test_diverging_fine_tuning_at_meta_test_is_reported():
     from minimaml.train import TrainingDiverged
     params = sinusoid.init_params(jax.random.key(0))
     config = sinusoid.Config(inner_lr=50.0, eval_tasks=20, eval_shots=(10,))
-    with pytest.raises(TrainingDiverged, match=r"meta-test \(K=10\).*after step \d+.*inner_lr=50"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"meta-test \(K=10\) on \d+ of 20 tasks.*after step \d+.*inner_lr=50"):
         sinusoid.evaluate(params, config)
+
+
+def test_meta_test_leaves_out_and_counts_a_rare_diverging_task(monkeypatch):
+    params = sinusoid.init_params(jax.random.key(0))
+    config = sinusoid.Config(eval_tasks=40, eval_shots=(5,), eval_steps=3)
+    tasks = sinusoid.evaluation_tasks(config, 5)
+    # Sabotage one evaluation task by making its support targets infinite.
+    broken = tasks._replace(support_y=tasks.support_y.at[7].set(np.inf))
+    monkeypatch.setattr(sinusoid, "evaluation_tasks", lambda config, shots: broken)
+    result = sinusoid.evaluate(params, config)["5"]
+    assert result["diverged_tasks"] == 1 and result["tasks"] == 40
+    assert np.isfinite(result["mse"]).all()
+    from minimaml.evaluate import finetune_curves, mean_ci95
+    curves = finetune_curves(sinusoid.sine_loss, params, tasks.support, tasks.query, 0.01, 3)
+    expected, _ = mean_ci95(np.delete(curves, 7, axis=0))
+    np.testing.assert_allclose(result["mse"], expected, rtol=1e-6)

@@ -16,7 +16,7 @@ is larger than ``--max-mb``.
 """
 import argparse
 import ast
-import json
+import html
 import pathlib
 import re
 import sys
@@ -68,8 +68,36 @@ def build(source_path):
     return clean(nb)
 
 
+def _widget_text(model_id, state):
+    """A text rendering of a widget's saved final state (tqdm bars: "MAML: 100%|████| 70000/70000 ...")."""
+    model = state.get(model_id, {})
+    kind, values = model.get("model_name", ""), model.get("state", {})
+    if kind == "HBoxModel":
+        parts = [_widget_text(ref.removeprefix("IPY_MODEL_"), state) for ref in values.get("children", [])]
+        return "".join(parts)
+    if kind == "HTMLModel":
+        return html.unescape(values.get("value", "")).replace("\u2007", " ")
+    if kind == "FloatProgressModel" or kind == "IntProgressModel":
+        done = values.get("value", 0) / max(values.get("max", 1), 1e-12)
+        return "|" + "█" * round(10 * done) + " " * (10 - round(10 * done)) + "|"
+    return ""
+
+
 def clean(nb):
-    """Strip run-to-run noise: papermill/timing metadata, kernel versions, random cell ids."""
+    """Strip run-to-run noise: papermill/timing metadata, kernel versions, random cell ids.
+
+    Widget outputs (tqdm's progress bars) keep their saved state for JupyterLab, and
+    their plain-text fallback is set to the widget's final state, so that viewers that
+    cannot run widgets (GitHub, nbviewer, a terminal) show "100%" rather than "0%".
+    """
+    widget_state = (nb.metadata.get("widgets", {})
+                    .get("application/vnd.jupyter.widget-state+json", {}).get("state", {}))
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            text = view and _widget_text(view.get("model_id"), widget_state)
+            if text:
+                out["data"]["text/plain"] = text
     nb.metadata = nbformat.from_dict({
         "kernelspec": KERNELSPEC,
         "language_info": {"name": "python"},

@@ -71,9 +71,23 @@ def check_02(r):
     assert ratio["random init"] < 0.1 < ratio["MAML-trained θ"]
 
 
+def check_03(r):
+    m = r["metrics"]
+    for k in ("5", "10", "20"):
+        maml, pre = m["maml"][k]["mse"], m["pretrained"][k]["mse"]
+        assert len(maml) == 11                          # 0..10 fine-tuning steps
+        # Even a short meta-training run beats the pretrained baseline after adaptation...
+        assert maml[1] < 0.8 * pre[1], (k, maml[1], pre[1])
+        # ...and adaptation helps: the error falls with fine-tuning steps.
+        assert maml[10] < 0.7 * maml[0], (k, maml)
+    assert r["final_training_loss"]["maml"] < r["final_training_loss"]["pretrained"]
+    assert set(r["verdicts"]) == {f"{n}_{s}" for n in ("maml", "pretrained") for s in (1, 5, 10)}
+
+
 CASES = [
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
     Case("02_grad_of_grad.ipynb", {"histogram_tasks": 100, "num_directions": 4}, check_02),
+    Case("03_maml_sinusoid.ipynb", {"meta_steps": 2000, "eval_tasks": 100}, check_03),
 ]
 
 

@@ -84,10 +84,20 @@ def check_03(r):
     assert set(r["verdicts"]) == {f"{n}_{s}" for n in ("maml", "pretrained") for s in (1, 5, 10)}
 
 
+def check_04(r):
+    ms = r["ms_per_step"]
+    assert len(ms) == 6 and all(v > 0 for v in ms.values())   # every variant ran (speed: see benchmarks)
+    assert r["loop_vs_vmap_max_abs_diff"] < 1e-5              # loop, vmap and the library agree
+    assert list(r["retraced"].values()) == [True, False, False, True, False]
+    assert r["fresh_jit_compilations"] == 3
+    assert r["scan_final_loss"] < r["scan_first_loss"]        # the scanned training run trains
+
+
 CASES = [
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
     Case("02_grad_of_grad.ipynb", {"histogram_tasks": 100, "num_directions": 4}, check_02),
     Case("03_maml_sinusoid.ipynb", {"meta_steps": 2000, "eval_tasks": 100}, check_03),
+    Case("04_batching_and_speed.ipynb", {"meta_batch": 5, "repeats": 1, "scan_steps": 400}, check_04),
 ]
 
 

@@ -522,6 +522,7 @@ class Config:
     eval_every: int = 0          # meta-steps between test evaluations (0: at the end only)
     steps_per_call: int = 100
     checkpoint_seconds: float = 300.0
+    max_train_seconds: float = 0.0   # stop early after this much training (0: no limit)
 
     def validate(self, images=None):
         for name in ("shots", "queries", "meta_batch", "meta_steps", "filters", "blocks",
@@ -529,6 +530,8 @@ class Config:
             _check_count(getattr(self, name), name)
         _check_count(self.ways, "ways", 2)
         _check_count(self.eval_every, "eval_every", 0)
+        if not self.max_train_seconds >= 0:
+            raise ValueError(f"max_train_seconds must be >= 0; got {self.max_train_seconds!r}")
         check_steps(self.inner_steps, "inner_steps")
         check_steps(self.eval_inner_steps, "eval_inner_steps")
         check_inner_lr(self.inner_lr, "inner_lr")
@@ -624,7 +627,10 @@ def train(config, data, out_dir=None, progress=True, conv=None, log=None):
     accuracy is measured every so many steps (fixed test tasks) and logged with the
     training wall time so far.
 
-    Returns ``(params, history)``: history holds ``losses`` (per step),
+    With ``config.max_train_seconds`` training stops at the first chunk boundary past
+    that much training time (a checkpoint is written, the run can be resumed).
+
+    Returns ``(params, history)``: history holds ``steps`` (done), ``losses`` (per step),
     ``train_seconds`` (training only, compile included, evaluation excluded) and
     ``evals`` (list of {step, train_seconds, accuracy, ci95}).
     """
@@ -660,6 +666,7 @@ def train(config, data, out_dir=None, progress=True, conv=None, log=None):
                desc=f"MAML {config.ways}-way {config.shots}-shot", disable=not progress,
                dynamic_ncols=True)
     marks = {"last": time.perf_counter(), "saved": time.perf_counter()}
+    stopped = {}
 
     def record_eval(step, p):
         acc = evaluate(p, test_images, config, conv)[:, -1]
@@ -679,14 +686,20 @@ def train(config, data, out_dir=None, progress=True, conv=None, log=None):
         bar.set_postfix(loss=f"{np.mean(losses[-100:]):.3f}")
         if config.eval_every and step % config.eval_every == 0 and step < config.meta_steps:
             record_eval(step, p)
+        time_up = 0 < config.max_train_seconds <= state["train_seconds"]
         if ckpt is not None and (now - marks["saved"] >= config.checkpoint_seconds
-                                 or step == config.meta_steps):
+                                 or step == config.meta_steps or time_up):
             save_checkpoint(ckpt, step, p, o, state)
             marks["saved"] = time.perf_counter()
         marks["last"] = time.perf_counter()
+        if time_up and step < config.meta_steps:
+            stopped.update(step=step, params=p, opt_state=o)
+            raise _TimeUp
 
+    steps_done = start_step
     try:
         if start_step < config.meta_steps:
+            steps_done = config.meta_steps
             params, opt_state, _ = meta_train(
                 loss_fn, params, sampler, jax.random.fold_in(jax.random.key(config.seed), 1),
                 meta_steps=config.meta_steps, inner_lr=config.inner_lr,
@@ -694,13 +707,23 @@ def train(config, data, out_dir=None, progress=True, conv=None, log=None):
                 meta_lr=config.meta_lr, remat=config.remat, opt_state=opt_state,
                 start_step=start_step, steps_per_call=config.steps_per_call,
                 on_chunk=on_chunk, progress=False)
+    except _TimeUp:
+        steps_done, params, opt_state = stopped["step"], stopped["params"], stopped["opt_state"]
+        if log:
+            log(f"stopped after {state['train_seconds']:.0f} s of training at step "
+                f"{steps_done} (max_train_seconds={config.max_train_seconds})")
     finally:
         bar.close()
-    if not state["evals"] or state["evals"][-1]["step"] != config.meta_steps:
-        record_eval(config.meta_steps, params)
+    state["steps"] = steps_done
+    if not state["evals"] or state["evals"][-1]["step"] != steps_done:
+        record_eval(steps_done, params)
         if ckpt is not None:
-            save_checkpoint(ckpt, config.meta_steps, params, opt_state, state)
+            save_checkpoint(ckpt, steps_done, params, opt_state, state)
     return params, state
+
+
+class _TimeUp(Exception):
+    """Raised inside the training callback when ``max_train_seconds`` has passed."""
 
 
 def plot(history, config, path=None):
@@ -741,7 +764,7 @@ def run(config, data, out_dir=None, progress=True, conv=None, log=None):
                           "tasks": config.eval_tasks, "steps": config.eval_inner_steps},
         "config": dataclasses.asdict(config),
         "train_seconds": history["train_seconds"],
-        "meta_steps": config.meta_steps,
+        "meta_steps": history["steps"],
         "evals": history["evals"],
         "versions": {"jax": jax.__version__, "backend": jax.default_backend(),
                      "device": str(jax.devices()[0])},
@@ -781,7 +804,8 @@ def parse_args(argv=None):
                              ("--train-characters", int, "characters for meta-training"),
                              ("--steps-per-call", int, "meta-steps per jitted call"),
                              ("--seed", int, "seed"),
-                             ("--checkpoint-minutes", float, "minutes between checkpoints")):
+                             ("--checkpoint-minutes", float, "minutes between checkpoints"),
+                             ("--max-minutes", float, "stop training after this long")):
         p.add_argument(flag, type=kind, default=None, help=f"{what} (default: paper)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -791,6 +815,8 @@ def parse_args(argv=None):
         "steps_per_call", "seed") if getattr(args, name) is not None}
     if args.checkpoint_minutes is not None:
         overrides["checkpoint_seconds"] = 60 * args.checkpoint_minutes
+    if args.max_minutes is not None:
+        overrides["max_train_seconds"] = 60 * args.max_minutes
     config = paper_config(args.ways, args.shots, meta_steps=args.meta_steps,
                           first_order=args.first_order, remat=args.remat, **overrides)
     return config, args
@@ -808,7 +834,7 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     acc = metrics["test_accuracy"]
-    print(f"trained {config.meta_steps} meta-steps in {metrics['train_seconds']:.1f} s; "
+    print(f"trained {metrics['meta_steps']} meta-steps in {metrics['train_seconds']:.1f} s; "
           f"test accuracy {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f}% "
           f"({config.eval_tasks} tasks, {config.ways}-way {config.shots}-shot); "
           f"wrote {args.out}/metrics.json and {args.out}/learning_curve.png")

@@ -232,7 +232,7 @@ class Playground(widgets.VBox):
         self._build_figure()
         self._adapt_all()
         self._update()
-        self.figure.canvas.draw()  # full draw once; later updates only blit the lines
+        self._show_canvas()
 
         self.shots_slider.observe(self._on_settings, names="value")
         self.inner_lr_slider.observe(self._on_settings, names="value")
@@ -287,6 +287,15 @@ class Playground(widgets.VBox):
                           *self.mse_lines.values(), *self.mse_dots.values(), self.step_marker,
                           self.task_text, self.diverged_text]
         canvas.mpl_connect("draw_event", self._on_draw)
+
+    def _show_canvas(self):
+        # ipympl sets up the canvas's first picture and size when the canvas itself is
+        # displayed; inside our VBox it never is, so ask it here. Without a frontend
+        # ipympl would also re-encode every frame into that picture, and it stores it
+        # without its "data:" prefix (a broken image in the browser): switch that off.
+        canvas = self.figure.canvas
+        canvas.syncing_data_url = False
+        canvas._repr_mimebundle_()  # full draw once; later updates only blit
 
     def _on_draw(self, event):
         # After any full draw (first display, resize, HiDPI), keep the static parts
@@ -383,7 +392,8 @@ class Playground(widgets.VBox):
         if isinstance(bundle, tuple):
             bundle = bundle[0]
         import base64
-        return {**bundle, "image/png": base64.b64encode(self.snapshot_png()).decode()}
+        return {**bundle, "image/png": base64.b64encode(self.snapshot_png()).decode(),
+                "text/plain": "minimaml playground (live in JupyterLab with a running kernel)"}
 
 
 def playground(maml_params=None, pretrained_params=None, random_params=None, *, seed=0,

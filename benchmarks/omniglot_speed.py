@@ -9,6 +9,13 @@ Writes its section of BENCHMARKS.md. The load average is recorded before and aft
 on a shared machine, compare rows of one run only.
 
     python benchmarks/omniglot_speed.py [--data ../shared/omniglot] [--chunks 3]
+
+``--record-run DIR`` instead writes the section ``omniglot_cpu_training`` from a
+finished (or time-limited) CLI run's ``DIR/metrics.json``: test accuracy against
+training wall time at every evaluation, e.g. for the run
+
+    python -m minimaml.omniglot --ways 5 --shots 1 --data ../shared/omniglot \
+        --out runs/omniglot_long --eval-every 500 --max-minutes 60
 """
 import argparse
 import json
@@ -55,6 +62,31 @@ def load_average():
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def record_run(run_dir, note=""):
+    """BENCHMARKS.md section from a CLI run's metrics.json: accuracy vs training time."""
+    run_dir = pathlib.Path(run_dir)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    c = m["config"]
+    lines = [
+        "## Omniglot MAML training run (CPU)", "",
+        f"Machine: {machine_description()}.",
+        f"Command: `python -m minimaml.omniglot --ways {c['ways']} --shots {c['shots']} "
+        f"--data ../shared/omniglot --out {run_dir} --eval-every {c['eval_every']} "
+        f"--max-minutes {c['max_train_seconds'] / 60:g}` ({'first' if c['first_order'] else 'second'} "
+        f"order, meta-batch {c['meta_batch']}, {c['inner_steps']} inner step at "
+        f"α = {c['inner_lr']}, {c['filters']} filters, Adam {c['meta_lr']}).",
+        f"Test: {c['eval_tasks']} tasks from the 423 held-out characters, "
+        f"{c['eval_inner_steps']} SGD steps, {c['eval_queries']} queries per class in groups "
+        f"of one per class (the training query shape), mean ± 95% CI over tasks. "
+        f"Training time counts compilation, not evaluation. {note}".rstrip(), "",
+        "| meta-steps | training time, min | test accuracy, % |", "|---|---|---|"]
+    for e in m["evals"]:
+        lines.append(f"| {e['step']:,} | {e['train_seconds'] / 60:.1f} | "
+                     f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f} |")
+    write_section("omniglot_cpu_training", "\n".join(lines))
+    print("\n".join(lines))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "omniglot"))
@@ -62,7 +94,12 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=10, help="meta-iterations per chunk")
     p.add_argument("--skip-native", action="store_true",
                    help="skip the (slow on CPU) native-conv row")
+    p.add_argument("--record-run", metavar="DIR",
+                   help="write the training-run section from DIR/metrics.json and exit")
+    p.add_argument("--note", default="", help="text appended to the run section (load etc.)")
     args = p.parse_args(argv)
+    if args.record_run:
+        return record_run(args.record_run, args.note)
 
     data = og.load(args.data, progress=False)
     rows = [

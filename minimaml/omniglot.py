@@ -738,8 +738,7 @@ def plot(history, config, path=None):
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
     ax_loss.plot(np.arange(len(smooth)) + window, smooth)
     ax_loss.set_xlabel("meta-training step")
-    ax_loss.set_ylabel("query loss after adaptation")
-    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("query loss after adaptation (moving mean)")
     ax_loss.set_title(f"{config.ways}-way {config.shots}-shot MAML training")
     evals = history["evals"]
     ax_acc.errorbar([e["step"] for e in evals], [100 * e["accuracy"] for e in evals],

@@ -13,7 +13,7 @@ No JAX recompilation when a slider moves: the support set is always ``MAX_SHOTS`
 points with a 0/1 mask selecting the first K, the inner loop always runs
 ``MAX_STEPS`` steps and keeps its trajectory (the steps slider just picks one), and
 α is a traced argument. Only the lines are redrawn (matplotlib blitting on an ipympl
-canvas), so a slider move costs a few milliseconds.
+canvas); BENCHMARKS.md has the measured slider-to-figure latency.
 
 :func:`adapt` and :func:`plot_data` are the pure computations behind the figure.
 """

@@ -3,8 +3,9 @@
 different Python environments: JAX in ``.venv``, PyTorch in ``.venv-peers``) can
 alternate A B A B.
 
-Usage: ``python benchmarks/peers/worker.py IMPL`` with IMPL one of ``minimaml``,
-``learn2learn``, ``higher``, ``torch.func``. Each request is one JSON line, and so is
+Usage: ``python benchmarks/peers/worker.py IMPL [TORCH_THREADS]`` with IMPL one of
+``minimaml``, ``learn2learn``, ``higher``, ``torch.func``; TORCH_THREADS > 0 calls
+``torch.set_num_threads`` in the PyTorch workers (0: torch's default). Each request is one JSON line, and so is
 each reply (on the original stdout; anything the libraries print goes to stderr):
 
 - ``{"op": "info"}`` -> versions and thread counts.
@@ -12,6 +13,8 @@ each reply (on the original stdout; anything the libraries print goes to stderr)
   "iters_per_run": n, "runs": m}`` -> ``{}``: prepare to train from these parameters.
 - ``{"op": "run"}`` -> ``{"seconds": s, "losses": [...]}``: the next ``n`` meta-iterations
   (each samples fresh tasks, computes the second-order meta-gradient, steps Adam).
+- ``{"op": "save", "out": "p.npz"}`` -> ``{}``: the parameters trained so far, in
+  minimaml's layout (``w0, b0, ...``), for the driver to evaluate them all alike.
 - ``{"op": "grad", "params": p.npz, "batch": b.npz, "out": g.npz, "inner_steps": k,
   "inner_lr": a, "first_order": false}`` -> ``{}``: the meta-gradient in float64 at
   ``params`` on ``batch`` (``support_x, support_y, query_x, query_y``), written to ``out``
@@ -52,6 +55,10 @@ class Stop(Exception):
     pass
 
 
+# What the last ``setup`` trained, for ``save``: minimaml params or the torch model.
+TRAINED = {}
+
+
 # ---------------------------------------------------------------- minimaml (JAX)
 
 def _minimaml_params(arrays):
@@ -59,6 +66,13 @@ def _minimaml_params(arrays):
     count = len([k for k in arrays if k.startswith("w")])
     return [{"w": jnp.asarray(arrays[f"w{i}"]), "b": jnp.asarray(arrays[f"b{i}"])}
             for i in range(count)]
+
+
+def save_minimaml_params(path, params):
+    arrays = {}
+    for i, layer in enumerate(params):
+        arrays[f"w{i}"], arrays[f"b{i}"] = np.asarray(layer["w"]), np.asarray(layer["b"])
+    np.savez(path, **arrays)
 
 
 def minimaml_info():
@@ -90,6 +104,7 @@ def minimaml_train(channel, setup):
         started[0] = time.perf_counter()
 
     def on_chunk(step, params, opt_state, losses):
+        TRAINED["params"] = params
         channel.reply(seconds=time.perf_counter() - started[0], losses=losses.tolist())
         if step < total:
             wait_for_run()
@@ -101,7 +116,7 @@ def minimaml_train(channel, setup):
         meta_train(sinusoid.sine_loss, params, sampler, jax.random.key(setup["seed"]),
                    meta_steps=total, inner_lr=workload["inner_lr"],
                    inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"],
-                   steps_per_call=setup["iters_per_run"], progress=False)
+                   steps_per_call=setup["iters_per_run"], on_chunk=on_chunk, progress=False)
     except Stop:
         pass
 
@@ -119,10 +134,7 @@ def minimaml_grad(request):
         params, sine_loss, (batch["support_x"], batch["support_y"]),
         (batch["query_x"], batch["query_y"]), request["inner_lr"], request["inner_steps"],
         first_order=request.get("first_order", False))
-    out = {}
-    for i, layer in enumerate(grads):
-        out[f"w{i}"], out[f"b{i}"] = np.asarray(layer["w"]), np.asarray(layer["b"])
-    np.savez(request["out"], **out)
+    save_minimaml_params(request["out"], grads)
 
 
 # ---------------------------------------------------------------- PyTorch peers
@@ -161,6 +173,7 @@ def peer_train(channel, impl, setup):
     model = load_minimaml_params(sine_net(), np.load(setup["params"]))
     peer = peer_class(impl)(model, inner_lr=workload["inner_lr"],
                             inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"])
+    TRAINED["model"] = model
     channel.reply()
     for _ in range(setup["runs"]):
         if channel.read()["op"] != "run":
@@ -191,7 +204,7 @@ def peer_grad(impl, request):
 
 # ---------------------------------------------------------------- main loop
 
-def main(impl):
+def main(impl, torch_threads=0):
     if impl not in IMPLS:
         raise SystemExit(f"IMPL must be one of {IMPLS}; got {impl!r}")
     channel = Channel()
@@ -199,6 +212,9 @@ def main(impl):
         sys.path.insert(0, str(ROOT))
     else:
         sys.path.insert(0, str(HERE))
+        if torch_threads > 0:
+            import torch
+            torch.set_num_threads(torch_threads)
     while True:
         request = channel.read()
         op = request["op"]
@@ -212,6 +228,14 @@ def main(impl):
                     minimaml_train(channel, request)
                 else:
                     peer_train(channel, impl, request)
+            elif op == "save":
+                if impl == "minimaml":
+                    save_minimaml_params(request["out"], TRAINED["params"])
+                else:
+                    from common import to_minimaml_layout
+                    model = TRAINED["model"]
+                    np.savez(request["out"], **to_minimaml_layout(model, list(model.parameters())))
+                channel.reply()
             elif op == "grad":
                 minimaml_grad(request) if impl == "minimaml" else peer_grad(impl, request)
                 channel.reply()
@@ -223,4 +247,4 @@ def main(impl):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "")
+    main(sys.argv[1] if len(sys.argv) > 1 else "", int(sys.argv[2]) if len(sys.argv) > 2 else 0)

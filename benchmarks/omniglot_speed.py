@@ -65,7 +65,12 @@ def load_average():
 def record_run(run_dir, note=""):
     """BENCHMARKS.md section from a CLI run's metrics.json: accuracy vs training time."""
     run_dir = pathlib.Path(run_dir)
-    m = json.loads((run_dir / "metrics.json").read_text())
+    if (run_dir / "metrics.json").exists():
+        m = json.loads((run_dir / "metrics.json").read_text())
+    else:   # a run stopped before it finished: its last checkpoint holds the evaluations
+        with np.load(run_dir / "checkpoint.npz") as ckpt:
+            m = json.loads(str(ckpt["state"]))
+        note = f"(Run stopped before its end; read from its last checkpoint.) {note}"
     c = m["config"]
     lines = [
         "## Omniglot MAML training run (CPU)", "",

@@ -5,9 +5,10 @@ format (``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose l
 start with ``# ``; ``# %% tags=["parameters"]`` tags a cell). This script turns them
 into ``notebooks/*.ipynb``:
 
-    python scripts/build_notebooks.py                   # build all, no outputs
+    python scripts/build_notebooks.py 05 --force        # build, no outputs (replaces a run's)
     python scripts/build_notebooks.py 03 --execute      # build, run at full size, commit-ready
     python scripts/build_notebooks.py --clean-only 03   # strip noise from an .ipynb run in Lab
+    python scripts/build_notebooks.py --sync-markdown 03  # prose edits only: keep the run's outputs
 
 Executing uses papermill with the notebook's own (full-size) parameters, in a fresh
 kernel started in ``notebooks/``. The result is cleaned (no papermill/timing metadata,
@@ -131,16 +132,37 @@ def check_clean(nb, name, max_mb):
 
 def execute(path, parameters=None):
     """Run ``path`` top to bottom in a fresh kernel (papermill); return the executed notebook."""
+    import tempfile
+
     import papermill
 
-    out = path.with_suffix(".executed.ipynb")
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = pathlib.Path(tmp) / path.name
         papermill.execute_notebook(str(path), str(out), parameters=parameters or {},
                                    cwd=str(path.parent), kernel_name="python3",
                                    progress_bar=False)
         return nbformat.read(out, as_version=4)
-    finally:
-        out.unlink(missing_ok=True)
+
+
+def sync_markdown(source_path, path):
+    """Copy markdown cells from the source into ``path``, whose code cells must match it."""
+    fresh, nb = build(source_path), nbformat.read(path, as_version=4)
+    code = lambda cells: [c.source for c in cells if c.cell_type == "code"]
+    if ([c.cell_type for c in fresh.cells] != [c.cell_type for c in nb.cells]
+            or code(fresh.cells) != code(nb.cells)):
+        raise RuntimeError(f"{path.name}: code cells differ from the source; rerun with --execute")
+    changed = 0
+    for new, old in zip(fresh.cells, nb.cells):
+        if new.cell_type == "markdown" and new.source != old.source:
+            old.source, changed = new.source, changed + 1
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def _has_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    return any(cell.get("outputs") for cell in nb.cells)
 
 
 def main(argv=None):
@@ -149,6 +171,11 @@ def main(argv=None):
     parser.add_argument("--execute", action="store_true", help="run at full size, keep outputs")
     parser.add_argument("--clean-only", action="store_true",
                         help="only clean the existing .ipynb files (e.g. after a run in Lab)")
+    parser.add_argument("--sync-markdown", action="store_true",
+                        help="copy markdown cells from the source into the executed notebook; "
+                             "refuses if any code cell differs (then rerun with --execute)")
+    parser.add_argument("--force", action="store_true",
+                        help="without --execute: overwrite a notebook that holds outputs")
     parser.add_argument("--max-mb", type=float, default=1.5)
     args = parser.parse_args(argv)
 
@@ -169,6 +196,12 @@ def main(argv=None):
         return 2
     for src in sources:
         path = NOTEBOOKS / (src.stem + ".ipynb")
+        if args.sync_markdown:
+            print(f"{path.name}: {sync_markdown(src, path)} markdown cells updated")
+            continue
+        if not args.execute and not args.force and path.exists() and _has_outputs(path):
+            print(f"skipped {path.name}: it holds outputs of a run (use --execute, or --force)")
+            continue
         nb = build(src)
         nbformat.write(nb, path)
         if args.execute:

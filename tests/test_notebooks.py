@@ -41,6 +41,11 @@ def run_notebook(name, parameters, tmp_path):
 
 # --- checks: what each chapter must show, even at its small test size -------------------
 
+def check_00(r):
+    # The kernel imports this checkout's minimaml, not some other copy.
+    assert pathlib.Path(r["minimaml_file"]).resolve().is_relative_to(NOTEBOOKS.parent)
+
+
 def check_01(r):
     conv = r["converged"]
     five, many = conv["5"], conv[str(max(int(k) for k in conv))]
@@ -93,11 +98,31 @@ def check_04(r):
     assert r["scan_final_loss"] < r["scan_first_loss"]        # the scanned training run trains
 
 
+def check_05(r):
+    methods = ("MAML", "FOMAML", "Reptile")
+    assert all(r["ms_per_step"][m] > 0 for m in methods)      # measured, not asserted on (noisy)
+    for m in methods:
+        mse = r["metrics"][m]["10"]["mse"]
+        assert mse[10] < 0.7 * mse[0], (m, mse)                 # every method learned to adapt
+        angles = r["angle_degrees"][m]
+        assert len(angles) >= 2 and all(0 <= a <= 180 for a in angles)
+    mem, floor = r["memory_mib"], r["carry_floor_mib"]
+    second, remat, first = mem["second order"], mem["second order + remat"], mem["first order"]
+    assert all(b > a for a, b in zip(second, second[1:]))      # grows with inner steps
+    assert remat[-1] < 0.75 * second[-1]                        # remat saves memory...
+    assert floor[-1] <= remat[-1] < 2 * floor[-1]               # ...down to about one θ per step
+    assert first[-1] < 0.2 * second[-1]                         # first order does not grow
+    assert r["remat_max_abs_diff"] < 1e-5                       # same gradient
+
+
 CASES = [
+    Case("00_start_here.ipynb", {}, check_00),
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
     Case("02_grad_of_grad.ipynb", {"histogram_tasks": 100, "num_directions": 4}, check_02),
     Case("03_maml_sinusoid.ipynb", {"meta_steps": 2000, "eval_tasks": 100}, check_03),
     Case("04_batching_and_speed.ipynb", {"meta_batch": 5, "repeats": 1, "scan_steps": 400}, check_04),
+    Case("05_first_vs_second_order.ipynb", {"meta_steps": 1500, "steps_per_call": 500, "eval_tasks": 100,
+                                            "memory_steps": [1, 5, 20]}, check_05),
 ]
 
 
@@ -108,7 +133,7 @@ def test_notebook_runs_and_shows_its_result(case, tmp_path):
 
 
 def _committed():
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if ".executed" not in p.name)
 
 
 @pytest.mark.parametrize("path", _committed(), ids=lambda p: p.name)

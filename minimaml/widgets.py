@@ -298,11 +298,15 @@ class Playground(widgets.VBox):
         # without its "data:" prefix (a broken image in the browser): switch that off.
         canvas = self.figure.canvas
         canvas.syncing_data_url = False
-        canvas._repr_mimebundle_()  # full draw once; later updates only blit
+        canvas._repr_mimebundle_()
+        canvas.draw()  # full draw once (background + lines); later updates only blit
 
     def _on_draw(self, event):
         # After any full draw (first display, resize, HiDPI), keep the static parts
-        # as the background and draw the moving ones on top.
+        # as the background and draw the moving ones on top. savefig draws the moving
+        # ones itself: a background taken then would hold them (ghost lines later).
+        if self.figure.canvas.is_saving():
+            return
         self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
         self._draw_animated()
 
@@ -317,6 +321,10 @@ class Playground(widgets.VBox):
             return
         canvas.restore_region(self._background)
         self._draw_animated()
+        # Send a whole frame, not a diff against the last one: frames we push faster
+        # than the browser loads them get dropped there, and a later diff applied to a
+        # stale picture leaves ghost lines. (A full frame costs ~1-2 ms more to encode.)
+        canvas._force_full = True
         canvas.blit(self.figure.bbox)
 
     # -- state --

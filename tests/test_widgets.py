@@ -1,6 +1,7 @@
 """The playground widget, headless: what it draws is the library's answer, sliders never
 recompile, a diverging α is shown and clipped, bad input is refused."""
 import contextlib
+import io
 import re
 
 import jax
@@ -124,6 +125,19 @@ def test_diverging_alpha_is_shown_and_clipped(pg):
     assert png.startswith(b"\x89PNG")
     pg.inner_lr_slider.value = 0.01           # back to normal: the note goes away
     assert pg.note.value == "" and pg.diverged_text.get_text() == ""
+
+
+def pixels(pg):
+    return np.asarray(pg.figure.canvas.get_renderer().buffer_rgba()).copy()
+
+
+def test_blitted_frame_equals_a_fresh_drawing():
+    moved = playground(seed=2)
+    moved.figure.savefig(io.BytesIO(), format="png")   # as ipympl's download button does
+    moved.shots_slider.value = 13
+    moved.steps_slider.value = 3
+    fresh = playground(seed=2, shots=13, steps=3)
+    assert np.array_equal(pixels(moved), pixels(fresh)), "stale or doubled lines after a blit"
 
 
 def test_new_task_is_reproducible(pg):

@@ -367,7 +367,7 @@ def run(workloads=("sinusoid", "sinusoid-5"), impls=IMPLS, runs=8, quick=False,
     return summaries, grad_rows, infos, skipped
 
 
-def main(argv=None):
+def main(argv=None, command=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="timed runs per implementation")
     parser.add_argument("--quick", action="store_true", help="tiny iteration counts")
@@ -383,8 +383,9 @@ def main(argv=None):
                                                torch_threads=args.torch_threads)
     loads = [", ".join(f"{x:.2f}" for x in load_before),
              ", ".join(f"{x:.2f}" for x in os.getloadavg())]
-    command = "python benchmarks/peer_comparison.py " + " ".join(argv or sys.argv[1:])
-    report = format_report(summaries, grad_rows, infos, command.strip(), loads, skipped)
+    command = command or ("python benchmarks/peer_comparison.py "
+                          + " ".join(sys.argv[1:] if argv is None else argv)).strip()
+    report = format_report(summaries, grad_rows, infos, command, loads, skipped)
     print(report)
     if not args.no_write:
         write_section("peer-comparison", report)

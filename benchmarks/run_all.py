@@ -1,0 +1,53 @@
+"""``make bench``: build the peers' environment if needed, then run the peer benchmarks.
+
+1. ``benchmarks/peers_setup.py`` creates or refreshes ``.venv-peers`` (CPU torch,
+   learn2learn, higher) — a no-op when it is up to date.
+2. ``benchmarks/peer_comparison.py``: minimaml vs learn2learn, higher and torch.func,
+   sinusoid paper config and 5 inner steps, alternating runs, gradient check.
+3. ``benchmarks/peer_memory.py``: peak memory vs inner steps.
+
+Each writes its own section of BENCHMARKS.md. The whole run takes a few minutes on a
+quiet 2-core machine (more when the cores are shared). ``--runs N`` sets the number of
+timed runs per implementation; ``--skip-setup`` uses ``.venv-peers`` as it is (or
+runs minimaml alone when it is missing).
+"""
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import peer_comparison, peer_memory, peers_setup  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=8, help="timed runs per implementation")
+    parser.add_argument("--skip-setup", action="store_true",
+                        help="do not create or refresh .venv-peers")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    failed = False
+    if not args.skip_setup:
+        try:
+            peers_setup.ensure_peers_env()
+        except (subprocess.CalledProcessError, OSError) as error:
+            failed = True
+            print(f"could not build .venv-peers ({error}); benchmarking minimaml alone",
+                  file=sys.stderr, flush=True)
+    via = "make bench (benchmarks/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    peer_comparison.main(["--runs", str(args.runs)],
+                         command=f"{via.strip()}) → peer_comparison.py --runs {args.runs}")
+    peer_memory.main([], command=f"{via.strip()}) → peer_memory.py")
+    print(f"make bench took {(time.perf_counter() - start) / 60:.1f} min; "
+          f"load average after: {os.getloadavg()}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

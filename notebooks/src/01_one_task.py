@@ -173,7 +173,7 @@ plt.show()
 # %% [markdown]
 # With K = 5 gradient descent does its job — the support loss falls towards zero — but
 # the curve it finds passes through the five points and is wrong almost everywhere
-# else: the query loss stays high. K = 10 is not much better. With `many_points`
+# else: the query loss stays high. K = 10 fares no better. With `many_points`
 # points the very same network, loss and optimiser recover the sine wave: the problem
 # is not the model, it is the data.
 #

@@ -2,7 +2,8 @@
 
 Times, in the kernel process, everything a slider move costs there: the observer
 (re-adapting the three networks when K or α changes), updating the line data, the
-blit, and ipympl's diff image (PNG) handed to the widget comm. The comm has no
+blit, and the PNG frame ipympl hands to the widget comm (a whole frame: see
+``Playground._blit`` for why not a diff). The comm has no
 frontend here, so the browser's own drawing and the websocket are not included.
 ``syncing_data_url`` is switched off as a connected frontend does.
 
@@ -79,7 +80,8 @@ def main(argv=None):
         "## Playground latency (`minimaml.widgets`)",
         "",
         "Slider change → updated figure (observer, re-adaptation when K or α moves, "
-        "line updates, blit, ipympl's PNG diff for the comm), in the kernel process, "
+        "line updates, blit, the whole-frame PNG ipympl sends over the comm), in the "
+        "kernel process, "
         f"after 10 warm-up moves; {args.repeats} moves per control. The browser's own "
         "paint and the websocket hop are not included.",
         "",

@@ -13,6 +13,10 @@ must fall), beside the mean training meta-loss of the first and the last timed r
 Before timing, each peer's meta-gradient is checked against minimaml's in float64 on
 the same parameters and task batch.
 
+Workloads: the paper's sinusoid config, the same with 5 inner steps (all four
+implementations), and Omniglot 5-way 1-shot (minimaml vs learn2learn; needs the data,
+by default in ``../shared/omniglot``).
+
 Usage: ``python benchmarks/peer_comparison.py [--quick] [--runs N] [--no-write]``.
 """
 import argparse
@@ -31,6 +35,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peers.worker import _minimaml_params, minimaml_task, save_minimaml_params  # noqa: E402,E501
 from benchmarks.peers_setup import PEERS_PYTHON, peers_env_ready  # noqa: E402
 from benchmarks.report import machine_description, write_section  # noqa: E402
 
@@ -45,15 +50,23 @@ SINUSOID = dict(task="sinusoid", meta_batch=25, support=10, query=10, inner_step
 WORKLOADS = {
     "sinusoid": dict(SINUSOID, title="sinusoid, paper config (1 inner step)"),
     "sinusoid-5": dict(SINUSOID, inner_steps=5, title="sinusoid, 5 inner steps"),
+    # The paper's 5-way 1-shot config (second order, 1 step at α = 0.4, meta-batch 32,
+    # 1 query per class), minimaml's conv net; against learn2learn only.
+    "omniglot": dict(task="omniglot", ways=5, shots=1, queries=1, meta_batch=32,
+                     inner_steps=1, inner_lr=0.4, meta_lr=1e-3, impls=("minimaml", "learn2learn"),
+                     title="Omniglot 5-way 1-shot, paper config (second order, meta-batch 32)"),
 }
+OMNIGLOT_DATA = ROOT.parent / "shared" / "omniglot"
 # Meta-iterations per timed run: roughly a second or two of work each.
 ITERS = {
     "sinusoid": {"minimaml": 2000, "torch.func": 200, "learn2learn": 40, "higher": 20},
     "sinusoid-5": {"minimaml": 500, "torch.func": 50, "learn2learn": 10, "higher": 5},
+    "omniglot": {"minimaml": 4, "learn2learn": 2},
 }
 QUICK_ITERS = {
     "sinusoid": {"minimaml": 200, "torch.func": 20, "learn2learn": 4, "higher": 2},
     "sinusoid-5": {"minimaml": 50, "torch.func": 5, "learn2learn": 2, "higher": 1},
+    "omniglot": {"minimaml": 1, "learn2learn": 1},
 }
 # Targets from issue #6: peer median / minimaml median must reach these.
 TARGETS = {"learn2learn": 100.0, "torch.func": 15.0}
@@ -130,43 +143,78 @@ def start_worker(impl, log_dir, x64=False, torch_threads=TORCH_THREADS):
     return Worker(impl, python, log_dir, env=env, torch_threads=torch_threads)
 
 
-def save_params(path, params):
-    arrays = {}
-    for i, layer in enumerate(params):
-        arrays[f"w{i}"], arrays[f"b{i}"] = np.asarray(layer["w"]), np.asarray(layer["b"])
-    np.savez(path, **arrays)
+save_params = save_minimaml_params
 
 
-def initial_params(seed=0):
+def initial_params(workload, seed=0):
     import jax
+    if workload["task"] == "omniglot":
+        from minimaml import nets
+        return nets.conv_init(jax.random.key(seed), workload["ways"])
     from minimaml import sinusoid
     return sinusoid.init_params(jax.random.key(seed))
 
 
+def prepare_omniglot(data_dir, log_dir):
+    """Write the paper split's training images to an npz both environments read;
+    return (its path, the test images) — or raise FileNotFoundError."""
+    from minimaml import omniglot
+    data = omniglot.load(str(data_dir), progress=False)
+    train, test = omniglot.split_images(data, omniglot.paper_config())
+    path = pathlib.Path(log_dir) / "omniglot-train.npz"
+    np.savez(path, images=np.asarray(train, np.float32))
+    return str(path), np.asarray(test, np.float32)
+
+
+def sample_batch(workload, num_tasks, seed, images=None):
+    """minimaml's task sampler: (support, query) of ``num_tasks`` tasks."""
+    import jax
+    if workload["task"] == "omniglot":
+        from minimaml import omniglot
+        tasks = omniglot.sample_tasks(jax.random.key(seed), images, num_tasks,
+                                      workload["ways"], workload["shots"], workload["queries"])
+    else:
+        from minimaml import sinusoid
+        tasks = sinusoid.sample_tasks(jax.random.key(seed), num_tasks, workload["support"],
+                                      workload["query"])
+    return tasks.support, tasks.query
+
+
 # ---------------------------------------------------------------- gradient check
 
-def check_gradients(workload, peers, log_dir, seed=1234, torch_threads=TORCH_THREADS):
+def check_gradients(workload, peers, log_dir, seed=1234, torch_threads=TORCH_THREADS,
+                    data=None):
     """Meta-gradients of each peer vs minimaml, float64, at two parameter points.
 
-    Points: the paper's initialisation (weights N(0, 0.01²)) and a point with weights
-    N(0, 0.5²) where the second-order term is large. Returns a list of rows
+    Sinusoid points: the paper's initialisation (weights N(0, 0.01²)) and a point with
+    weights N(0, 0.5²) where the second-order term is large; Omniglot: the paper's
+    initialisation, on 4 tasks. Returns a list of rows
     ``{"point", "impl", "rel_err", "first_order_gap"}``; ``first_order_gap`` is how far
     first-order MAML's gradient lies from the second-order one, in the same units, to
     show the tolerance would catch a first-order shortcut.
     """
     import jax
-    from minimaml import nets, sinusoid
+    from minimaml import nets
 
     tmp = pathlib.Path(log_dir)
-    tasks = sinusoid.sample_tasks(jax.random.key(seed), workload["meta_batch"],
-                                  workload["support"], workload["query"])
-    np.savez(tmp / "batch.npz", **{k: np.asarray(getattr(tasks, k), np.float64) for k in
-                                   ("support_x", "support_y", "query_x", "query_y")})
-    points = {"paper init (std 0.01)": nets.mlp_init(jax.random.key(seed), (1, 40, 40, 1)),
-              "wide init (std 0.5)": nets.mlp_init(jax.random.key(seed + 1), (1, 40, 40, 1),
-                                                   weight_std=0.5)}
+    if workload["task"] == "omniglot":
+        # 4 tasks keep the float64 conv nets quick; the paper's Glorot initialisation.
+        (sx, sy), (qx, qy) = sample_batch(workload, 4, seed, np.load(data)["images"])
+        points = {"paper init (Glorot)": initial_params(workload, seed)}
+    else:
+        (sx, sy), (qx, qy) = sample_batch(workload, workload["meta_batch"], seed)
+        points = {"paper init (std 0.01)": nets.mlp_init(jax.random.key(seed), (1, 40, 40, 1)),
+                  "wide init (std 0.5)": nets.mlp_init(jax.random.key(seed + 1), (1, 40, 40, 1),
+                                                       weight_std=0.5)}
+
+    def as64(a):
+        a = np.asarray(a)
+        return a if np.issubdtype(a.dtype, np.integer) else a.astype(np.float64)
+
+    np.savez(tmp / "batch.npz", support_x=as64(sx), support_y=as64(sy), query_x=as64(qx),
+             query_y=as64(qy))
     common = dict(batch=str(tmp / "batch.npz"), inner_steps=workload["inner_steps"],
-                  inner_lr=workload["inner_lr"])
+                  inner_lr=workload["inner_lr"], workload=workload)
     workers = {impl: start_worker(impl, log_dir, x64=True, torch_threads=torch_threads)
                for impl in ("minimaml", *peers)}
     rows = []
@@ -197,37 +245,37 @@ def check_gradients(workload, peers, log_dir, seed=1234, torch_threads=TORCH_THR
 
 # ---------------------------------------------------------------- timing
 
-def held_out_meta_loss(params_path, workload, num_tasks=1000, seed=99):
-    """minimaml's meta-objective of the params in ``params_path`` on fixed held-out tasks."""
-    import jax
-    from minimaml import sinusoid
+def held_out_meta_loss(params_path, workload, num_tasks=1000, seed=99, test_images=None):
+    """minimaml's meta-objective of the params in ``params_path`` on fixed held-out tasks
+    (Omniglot: 100 tasks of the test characters)."""
     from minimaml.maml import maml_objective
 
-    arrays = np.load(params_path)
-    params = [{"w": arrays[f"w{i}"], "b": arrays[f"b{i}"]}
-              for i in range(len([k for k in arrays.files if k.startswith("w")]))]
-    tasks = sinusoid.sample_tasks(jax.random.key(seed), num_tasks, workload["support"],
-                                  workload["query"])
-    return float(maml_objective(params, sinusoid.sine_loss, tasks.support, tasks.query,
-                                workload["inner_lr"], workload["inner_steps"]))
+    params = _minimaml_params(np.load(params_path))
+    loss_fn, _ = minimaml_task(workload)
+    if workload["task"] == "omniglot":
+        num_tasks = 100
+    support, query = sample_batch(workload, num_tasks, seed, test_images)
+    return float(maml_objective(params, loss_fn, support, query, workload["inner_lr"],
+                                workload["inner_steps"]))
 
 
-def time_workload(workload, impls, iters, runs, log_dir, seed=0, torch_threads=TORCH_THREADS):
+def time_workload(workload, impls, iters, runs, log_dir, seed=0, torch_threads=TORCH_THREADS,
+                  data=None, test_images=None):
     """Alternate ``runs`` timed runs (after one warm-up run) of every implementation.
 
     Returns ``{impl: {"ms": [ms/iter per timed run], "losses": [[...] per timed run],
     "held_out": (meta-loss before, after), "info": {...}}}``.
     """
     params_path = str(pathlib.Path(log_dir) / "init.npz")
-    save_params(params_path, initial_params(seed))
-    held_out_init = held_out_meta_loss(params_path, workload)
+    save_params(params_path, initial_params(workload, seed))
+    held_out_init = held_out_meta_loss(params_path, workload, test_images=test_images)
     workers = {impl: start_worker(impl, log_dir, torch_threads=torch_threads) for impl in impls}
     results = {impl: {"ms": [], "losses": []} for impl in impls}
     try:
         for impl, worker in workers.items():
             results[impl]["info"] = worker.request(op="info")
             worker.request(op="setup", workload=workload, params=params_path, seed=seed,
-                           iters_per_run=iters[impl], runs=runs + 1)
+                           iters_per_run=iters[impl], runs=runs + 1, data=data)
         for run in range(runs + 1):          # run 0 warms up (compiles); not reported
             for impl, worker in workers.items():
                 time.sleep(0.1)              # let the previous process's threads settle
@@ -239,7 +287,8 @@ def time_workload(workload, impls, iters, runs, log_dir, seed=0, torch_threads=T
             trained_path = str(pathlib.Path(log_dir) / f"trained-{impl}.npz")
             worker.request(op="save", out=trained_path)
             results[impl]["held_out"] = (held_out_init,
-                                         held_out_meta_loss(trained_path, workload))
+                                         held_out_meta_loss(trained_path, workload,
+                                                            test_images=test_images))
     finally:
         for worker in workers.values():
             worker.close()
@@ -284,12 +333,13 @@ def format_report(all_summaries, grad_rows, infos, command, loads, skipped):
               "Every implementation trains second-order MAML from the same initial "
               "parameters on freshly sampled tasks each meta-iteration (sampling included "
               "in the time), each in its own process; runs alternate A B C D A B C D, one "
-              "untimed warm-up run each first. ms/iter is per meta-iteration (meta-batch "
-              "25, one Adam step); min–max is over the timed runs; ratio = that "
+              "untimed warm-up run each first. ms/iter is per meta-iteration (one meta-batch, "
+              "one Adam step); min–max is over the timed runs; ratio = that "
               "implementation's median / minimaml's median. Held-out meta-loss: the initial "
               "parameters and each implementation's trained parameters (after warm-up and "
-              "timed runs), evaluated by minimaml's `maml_objective` on the same 1,000 "
-              "fixed tasks; it must fall. Training meta-loss: the implementation's own "
+              "timed runs), evaluated by minimaml's `maml_objective` on the same fixed "
+              "tasks (sinusoid: 1,000; Omniglot: 100 tasks of the test characters); it must "
+              "fall. Targets (issue #6) apply to the paper's sinusoid config. Training meta-loss: the implementation's own "
               "loss, mean over its first and over its last timed run (noisy: fresh tasks "
               "every iteration).", ""]
     for name, summary in all_summaries.items():
@@ -309,7 +359,7 @@ def format_report(all_summaries, grad_rows, infos, command, loads, skipped):
         lines.append("")
     if grad_rows:
         lines += ["### Meta-gradients agree", "",
-                  "float64, one task batch (25 tasks, K=10 + 10), tolerance: max |g_peer − "
+                  "float64, one task batch (sinusoid: 25 tasks, K=10 + 10; Omniglot: 4 tasks), tolerance: max |g_peer − "
                   f"g_minimaml| / max |g_minimaml| ≤ {GRAD_RTOL:g}. The last column is the "
                   "same measure for minimaml's own first-order gradient: a peer that "
                   "dropped the second-order term would be that far off.", "",
@@ -325,11 +375,13 @@ def format_report(all_summaries, grad_rows, infos, command, loads, skipped):
     return "\n".join(lines).rstrip() + "\n"
 
 
-def run(workloads=("sinusoid", "sinusoid-5"), impls=IMPLS, runs=8, quick=False,
-        check_grads=True, log_dir=None, torch_threads=TORCH_THREADS):
+def run(workloads=tuple(WORKLOADS), impls=IMPLS, runs=8, quick=False,
+        check_grads=True, log_dir=None, torch_threads=TORCH_THREADS,
+        omniglot_data=OMNIGLOT_DATA):
     """Time and check ``workloads``; returns (summaries, grad_rows, infos, skipped).
 
-    Peers are dropped (and listed in ``skipped``) when ``.venv-peers`` is not ready.
+    Peers are dropped (and listed in ``skipped``) when ``.venv-peers`` is not ready;
+    the Omniglot workload when its data cannot be loaded from ``omniglot_data``.
     """
     skipped = []
     ok, why = peers_available()
@@ -343,20 +395,30 @@ def run(workloads=("sinusoid", "sinusoid-5"), impls=IMPLS, runs=8, quick=False,
     with tempfile.TemporaryDirectory(prefix="peer-comparison-") as tmp:
         log_dir = log_dir or tmp
         for name in workloads:
-            workload = {k: v for k, v in WORKLOADS[name].items() if k != "title"}
-            peers = [i for i in impls if i in PEERS]
+            workload = {k: v for k, v in WORKLOADS[name].items() if k not in ("title", "impls")}
+            these = tuple(i for i in impls if i in WORKLOADS[name].get("impls", IMPLS))
+            peers = [i for i in these if i in PEERS]
+            data = test_images = None
+            if workload["task"] == "omniglot":
+                try:
+                    data, test_images = prepare_omniglot(omniglot_data, log_dir)
+                except (FileNotFoundError, ValueError, OSError) as error:
+                    skipped.append((f"{name} workload", f"no Omniglot data: {error}"))
+                    continue
             if check_grads and peers:
                 print(f"[{name}] checking meta-gradients (float64)", flush=True)
-                for row in check_gradients(workload, peers, log_dir, torch_threads=torch_threads):
+                for row in check_gradients(workload, peers, log_dir, data=data,
+                                           torch_threads=torch_threads):
                     grad_rows.append({"workload": name, **row})
                     print(f"  {row['point']:>22} {row['impl']:>12}: relative error "
                           f"{row['rel_err']:.1e} (first-order gap {row['first_order_gap']:.1e})",
                           flush=True)
-            print(f"[{name}] timing {', '.join(impls)}: {runs} alternating runs + warm-up",
+            print(f"[{name}] timing {', '.join(these)}: {runs} alternating runs + warm-up",
                   flush=True)
-            results = time_workload(workload, impls, iters[name], runs, log_dir,
-                                    torch_threads=torch_threads)
-            for impl in impls:
+            results = time_workload(workload, these, iters[name], runs, log_dir,
+                                    torch_threads=torch_threads, data=data,
+                                    test_images=test_images)
+            for impl in these:
                 infos[impl] = results[impl].pop("info")
             summaries[name] = summarize(results)
             for impl, s in summaries[name].items():
@@ -374,13 +436,16 @@ def main(argv=None, command=None):
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS,
                         help="torch.set_num_threads for the peers (0: torch's default)")
+    parser.add_argument("--omniglot-data", default=str(OMNIGLOT_DATA),
+                        help="Omniglot source for minimaml.omniglot.load (default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error(f"--runs must be >= 1; got {args.runs}")
     load_before = os.getloadavg()
     summaries, grad_rows, infos, skipped = run(args.workloads, runs=args.runs, quick=args.quick,
-                                               torch_threads=args.torch_threads)
+                                               torch_threads=args.torch_threads,
+                                               omniglot_data=args.omniglot_data)
     loads = [", ".join(f"{x:.2f}" for x in load_before),
              ", ".join(f"{x:.2f}" for x in os.getloadavg())]
     command = command or ("python benchmarks/peer_comparison.py "

@@ -1,4 +1,5 @@
-"""MAML with learn2learn, written the way its examples (``examples/maml_sine.py``) use it.
+"""MAML with learn2learn, written the way its examples (``examples/maml_sine.py``,
+``examples/vision/maml_omniglot.py``) use it.
 
 ``MAML(model, lr=α, first_order=False)``; per task ``learner = maml.clone()``,
 ``learner.adapt(support_loss)`` for each inner step, then ``query_loss.backward()``;

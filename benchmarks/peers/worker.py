@@ -10,13 +10,14 @@ each reply (on the original stdout; anything the libraries print goes to stderr)
 
 - ``{"op": "info"}`` -> versions and thread counts.
 - ``{"op": "setup", "workload": {...}, "params": "init.npz", "seed": 0,
-  "iters_per_run": n, "runs": m}`` -> ``{}``: prepare to train from these parameters.
+  "iters_per_run": n, "runs": m, "data": "images.npz"}`` -> ``{}``: prepare to train
+  from these parameters (``data``: Omniglot training images (C, 20, 28, 28)).
 - ``{"op": "run"}`` -> ``{"seconds": s, "losses": [...]}``: the next ``n`` meta-iterations
   (each samples fresh tasks, computes the second-order meta-gradient, steps Adam).
 - ``{"op": "save", "out": "p.npz"}`` -> ``{}``: the parameters trained so far, in
   minimaml's layout (``w0, b0, ...``), for the driver to evaluate them all alike.
-- ``{"op": "grad", "params": p.npz, "batch": b.npz, "out": g.npz, "inner_steps": k,
-  "inner_lr": a, "first_order": false}`` -> ``{}``: the meta-gradient in float64 at
+- ``{"op": "grad", "workload": {...}, "params": p.npz, "batch": b.npz, "out": g.npz,
+  "inner_steps": k, "inner_lr": a, "first_order": false}`` -> ``{}``: the meta-gradient in float64 at
   ``params`` on ``batch`` (``support_x, support_y, query_x, query_y``), written to ``out``
   in minimaml's layout (``w0, b0, ...``). The minimaml worker needs JAX_ENABLE_X64=1.
 - ``{"op": "quit"}``.
@@ -61,18 +62,38 @@ TRAINED = {}
 
 # ---------------------------------------------------------------- minimaml (JAX)
 
+LAYER_KEYS = ("w", "b", "scale", "offset")
+
+
 def _minimaml_params(arrays):
+    """npz (``w0, b0, ...``; conv blocks ``w{i}, scale{i}, offset{i}``) -> params list."""
     import jax.numpy as jnp
-    count = len([k for k in arrays if k.startswith("w")])
-    return [{"w": jnp.asarray(arrays[f"w{i}"]), "b": jnp.asarray(arrays[f"b{i}"])}
-            for i in range(count)]
+    count = len([k for k in arrays.keys() if k.startswith("w")])
+    return [{name: jnp.asarray(arrays[f"{name}{i}"]) for name in LAYER_KEYS
+             if f"{name}{i}" in arrays.keys()} for i in range(count)]
 
 
 def save_minimaml_params(path, params):
-    arrays = {}
-    for i, layer in enumerate(params):
-        arrays[f"w{i}"], arrays[f"b{i}"] = np.asarray(layer["w"]), np.asarray(layer["b"])
-    np.savez(path, **arrays)
+    np.savez(path, **{f"{name}{i}": np.asarray(value)
+                      for i, layer in enumerate(params) for name, value in layer.items()})
+
+
+def minimaml_task(workload, data_path=None):
+    """(loss_fn, sample_tasks or None) of a workload, from the library."""
+    if workload["task"] == "sinusoid":
+        from minimaml import sinusoid
+        return sinusoid.sine_loss, sinusoid.task_sampler(
+            workload["meta_batch"], workload["support"], workload["query"])
+    if workload["task"] == "omniglot":
+        import jax.numpy as jnp
+        from minimaml import omniglot
+        _, loss_fn = omniglot.classifier()
+        if data_path is None:
+            return loss_fn, None
+        images = jnp.asarray(np.load(data_path)["images"])
+        return loss_fn, omniglot.task_sampler(images, workload["meta_batch"], workload["ways"],
+                                              workload["shots"], workload["queries"])
+    raise ValueError(f"unknown workload task {workload['task']!r}")
 
 
 def minimaml_info():
@@ -86,15 +107,11 @@ def minimaml_train(channel, setup):
     """Meta-train with ``minimaml.train.meta_train``, ``iters_per_run`` steps per jitted
     call; the ``on_chunk`` callback reports each chunk and waits for the next ``run``."""
     import jax
-    from minimaml import sinusoid
     from minimaml.train import meta_train
 
     workload = setup["workload"]
-    if workload["task"] != "sinusoid":
-        raise ValueError(f"unknown workload task {workload['task']!r}")
+    loss_fn, sampler = minimaml_task(workload, setup.get("data"))
     params = _minimaml_params(np.load(setup["params"]))
-    sampler = sinusoid.task_sampler(workload["meta_batch"], workload["support"],
-                                    workload["query"])
     started = [None]
 
     def wait_for_run():
@@ -113,7 +130,7 @@ def minimaml_train(channel, setup):
     channel.reply()
     try:
         wait_for_run()
-        meta_train(sinusoid.sine_loss, params, sampler, jax.random.key(setup["seed"]),
+        meta_train(loss_fn, params, sampler, jax.random.key(setup["seed"]),
                    meta_steps=total, inner_lr=workload["inner_lr"],
                    inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"],
                    steps_per_call=setup["iters_per_run"], on_chunk=on_chunk, progress=False)
@@ -124,14 +141,14 @@ def minimaml_train(channel, setup):
 def minimaml_grad(request):
     import jax
     from minimaml.maml import maml_objective
-    from minimaml.sinusoid import sine_loss
 
+    loss_fn, _ = minimaml_task(request["workload"])
     if not jax.config.jax_enable_x64:
         raise RuntimeError("the minimaml gradient check needs JAX_ENABLE_X64=1")
     params = _minimaml_params(np.load(request["params"]))
     batch = np.load(request["batch"])
     grads = jax.grad(maml_objective)(
-        params, sine_loss, (batch["support_x"], batch["support_y"]),
+        params, loss_fn, (batch["support_x"], batch["support_y"]),
         (batch["query_x"], batch["query_y"]), request["inner_lr"], request["inner_steps"],
         first_order=request.get("first_order", False))
     save_minimaml_params(request["out"], grads)
@@ -161,17 +178,33 @@ def peer_info(impl):
             "threads": f"torch {torch.get_num_threads()} intra-op thread(s)"}
 
 
+def peer_task(workload, data_path=None, generator=None):
+    """(model, loss_fn, sample_tasks() or None) of a workload, in torch."""
+    import torch
+    import torch.nn.functional as F
+    from common import OmniglotNet, sample_omniglot_tasks, sample_sine_tasks, sine_net
+
+    if workload["task"] == "sinusoid":
+        return sine_net(), F.mse_loss, lambda: sample_sine_tasks(
+            generator, workload["meta_batch"], workload["support"], workload["query"])
+    if workload["task"] == "omniglot":
+        images = None if data_path is None else torch.from_numpy(np.load(data_path)["images"])
+        return OmniglotNet(workload["ways"]), F.cross_entropy, lambda: sample_omniglot_tasks(
+            generator, images, workload["meta_batch"], workload["ways"], workload["shots"],
+            workload["queries"])
+    raise ValueError(f"unknown workload task {workload['task']!r}")
+
+
 def peer_train(channel, impl, setup):
     import torch
-    from common import load_minimaml_params, sample_sine_tasks, sine_net
+    from common import load_minimaml_params
 
     workload = setup["workload"]
-    if workload["task"] != "sinusoid":
-        raise ValueError(f"unknown workload task {workload['task']!r}")
     torch.manual_seed(setup["seed"])
     generator = torch.Generator().manual_seed(setup["seed"])
-    model = load_minimaml_params(sine_net(), np.load(setup["params"]))
-    peer = peer_class(impl)(model, inner_lr=workload["inner_lr"],
+    model, loss_fn, sample = peer_task(workload, setup.get("data"), generator)
+    model = load_minimaml_params(model, np.load(setup["params"]))
+    peer = peer_class(impl)(model, inner_lr=workload["inner_lr"], loss_fn=loss_fn,
                             inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"])
     TRAINED["model"] = model
     channel.reply()
@@ -181,23 +214,23 @@ def peer_train(channel, impl, setup):
         losses = []
         start = time.perf_counter()
         for _ in range(setup["iters_per_run"]):
-            batch = sample_sine_tasks(generator, workload["meta_batch"], workload["support"],
-                                      workload["query"])
-            losses.append(peer.meta_step(batch))
+            losses.append(peer.meta_step(sample()))
         channel.reply(seconds=time.perf_counter() - start, losses=losses)
 
 
 def peer_grad(impl, request):
     import torch
-    from common import load_minimaml_params, sine_net, to_minimaml_layout
+    from common import load_minimaml_params, to_minimaml_layout
 
     if request.get("first_order", False):
         raise ValueError("the peers are benchmarked second order only")
-    model = load_minimaml_params(sine_net().double(), np.load(request["params"]))
+    model, loss_fn, _ = peer_task(request["workload"])
+    model = load_minimaml_params(model.double(), np.load(request["params"]))
     batch = np.load(request["batch"])
-    batch = tuple(torch.from_numpy(batch[k]) for k in
-                  ("support_x", "support_y", "query_x", "query_y"))
-    peer = peer_class(impl)(model, inner_lr=request["inner_lr"],
+    batch = tuple(torch.from_numpy(batch[k]).long()
+                  if np.issubdtype(batch[k].dtype, np.integer) else torch.from_numpy(batch[k])
+                  for k in ("support_x", "support_y", "query_x", "query_y"))
+    peer = peer_class(impl)(model, inner_lr=request["inner_lr"], loss_fn=loss_fn,
                             inner_steps=request["inner_steps"], meta_lr=1e-3)
     np.savez(request["out"], **to_minimaml_layout(model, peer.meta_gradient(batch)))
 

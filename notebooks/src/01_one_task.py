@@ -191,6 +191,21 @@ for k in (5, 10):
           f"{budget[k]:.3f} after 10 steps")
 
 # %% [markdown]
+# ## 6. Watch it live
+#
+# The playground of chapter 7, on a fresh task. The **random** line is this chapter's
+# situation: a fresh network fine-tuning on K points. Move K, α and the steps and watch
+# it chase the support points. The **MAML** line is where the course is headed: the
+# same network and the same SGD steps, from a meta-learned start (the package ships
+# one; chapter 3 trains your own). It needs a live kernel; a saved copy shows a still
+# picture.
+
+# %%
+from minimaml.widgets import playground
+
+playground(seed=1, shots=5, steps=10)
+
+# %% [markdown]
 # ## The question MAML answers
 #
 # A person shown five points of a sine wave would guess the rest, because they have

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root without this flag.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: venv lab test bench clean
+.PHONY: venv lab test bench notebooks clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
+
+# Rebuild the course notebooks from notebooks/src/ and run them at full size (slow).
+notebooks: venv
+	$(BIN)/python scripts/build_notebooks.py --execute
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -115,6 +115,12 @@ def check_05(r):
     assert r["remat_max_abs_diff"] < 1e-5                       # same gradient
 
 
+def check_07(r):
+    maml, pre = r["table"]["MAML K=10"], r["table"]["pretrained K=10"]
+    assert maml["1"] < 0.6 < 1.5 < pre["1"]                     # shipped MAML θ adapts in one step
+    assert maml["10"] < maml["1"] < 0.5 * maml["0"]
+
+
 CASES = [
     Case("00_start_here.ipynb", {}, check_00),
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
@@ -123,6 +129,7 @@ CASES = [
     Case("04_batching_and_speed.ipynb", {"meta_batch": 3, "repeats": 1, "scan_steps": 300}, check_04),
     Case("05_first_vs_second_order.ipynb", {"meta_steps": 1500, "steps_per_call": 500, "eval_tasks": 100,
                                             "memory_steps": [1, 5, 20]}, check_05),
+    Case("07_playground.ipynb", {"own_meta_steps": 200}, check_07),
 ]
 
 

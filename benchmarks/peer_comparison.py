@@ -370,9 +370,54 @@ def format_report(all_summaries, grad_rows, infos, command, loads, skipped):
             lines.append(f"| {row['workload']} | {row['point']} | {row['impl']} | "
                          f"{row['rel_err']:.1e} | {ok} | {row['first_order_gap']:.1e} |")
         lines.append("")
+    lines += _notes(all_summaries)
     for what, why in skipped:
         lines.append(f"- Not run: {what} — {why}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _notes(all_summaries):
+    """How the peers were installed and run, and where a missed target's time goes."""
+    notes = [
+        "### Notes", "",
+        "- The peers run in `.venv-peers`, built by `benchmarks/peers_setup.py`: "
+        "`torch==2.13.0` (the CPU wheel), then `higher==0.2.1` and `learn2learn==0.2.0` "
+        "with `--no-deps` (their MAML needs only torch); learn2learn's sdist has its "
+        "`.pyx` files regenerated with Cython 3 (its shipped C files do not build on "
+        "Python 3.11). `import learn2learn` imports `learn2learn.vision`, which needs "
+        "torchvision, and PyPI's torchvision does not load beside CPU torch 2.13; so "
+        "`learn2learn.algorithms.maml` (with `learn2learn.utils`) is loaded without "
+        "running the package's `__init__` (`benchmarks/peers/learn2learn_maml.py`), and "
+        "the Omniglot peer uses a torch twin of minimaml's conv net and task sampler "
+        "instead of `learn2learn.vision`.",
+        "- torch runs one intra-op thread (`--torch-threads`, see `TORCH_THREADS`): on "
+        "these 2 shared cores two OpenMP threads made torch.func 5–50× slower. minimaml "
+        "runs as the library does by default.",
+        "- The held-out meta-loss shows that each implementation learns; rows are not "
+        "comparable with each other, as each ran its own number of iterations (last "
+        "column).",
+    ]
+    sinusoid = all_summaries.get("sinusoid")
+    if sinusoid and any(impl in sinusoid and sinusoid[impl]["ratio"] < target
+                        for impl, target in TARGETS.items()):
+        mm = sinusoid["minimaml"]["median"]
+        notes.append(
+            f"- Where the time goes (targets missed): a minimaml meta-iteration here takes "
+            f"{mm:.2f} ms for 25 tasks × (forward, backward, second-order backward) on "
+            "10×40 activations — of the order of 10 MFLOP (estimated), so the time is per-operation cost inside "
+            "the compiled `lax.scan` (many tiny XLA CPU kernels and their thread "
+            "hand-offs), not arithmetic; that cost grows when other processes hold the "
+            "cores (compare the load average above). torch.func pays the same kind of "
+            "per-op cost in eager PyTorch, so the gap to it stays below 15×; learn2learn "
+            "and higher add a Python loop over the 25 tasks and a module clone per task. "
+            "`benchmarks/sinusoid_speed.py` breaks minimaml's time down further.")
+    omniglot = all_summaries.get("omniglot")
+    if omniglot and "learn2learn" in omniglot:
+        notes.append(
+            f"- Omniglot: {omniglot['learn2learn']['ratio']:.1f}× — both spend their time "
+            "in the convolutions (minimaml: im2col matmuls on CPU), which are "
+            "compute-bound, so there is little overhead left to win.")
+    return notes + [""]
 
 
 def run(workloads=tuple(WORKLOADS), impls=IMPLS, runs=8, quick=False,

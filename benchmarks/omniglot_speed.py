@@ -84,10 +84,14 @@ def record_run(run_dir, note=""):
         f"{c['eval_inner_steps']} SGD steps, {c['eval_queries']} queries per class in groups "
         f"of one per class (the training query shape), mean ± 95% CI over tasks. "
         f"Training time counts compilation, not evaluation. {note}".rstrip(), "",
-        "| meta-steps | training time, min | test accuracy, % |", "|---|---|---|"]
+        "| meta-steps | training time, min | test accuracy, % | s / meta-step since the "
+        "previous row |", "|---|---|---|---|"]
+    previous = {"step": 0, "train_seconds": 0.0}
     for e in m["evals"]:
+        rate = (e["train_seconds"] - previous["train_seconds"]) / max(1, e["step"] - previous["step"])
         lines.append(f"| {e['step']:,} | {e['train_seconds'] / 60:.1f} | "
-                     f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f} |")
+                     f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f} | {rate:.3f} |")
+        previous = e
     write_section("omniglot_cpu_training", "\n".join(lines))
     print("\n".join(lines))
 

@@ -19,6 +19,9 @@ import jax
 import jax.numpy as jnp
 
 
+REMAT_LEVELS = 3  # nesting depth of the checkpointed blocks when remat=True
+
+
 class Trajectory(NamedTuple):
     """What the inner loop saw, step by step (for plots, widgets and evaluation).
 
@@ -78,8 +81,10 @@ def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
       inner_steps: number of SGD steps, a Python int >= 0.
       first_order: treat inner gradients as constants (FOMAML).
       trajectory: also return a :class:`Trajectory` of all intermediate params.
-      remat: wrap each step in ``jax.checkpoint`` so the backward pass recomputes
-        the step instead of storing its intermediates (memory for many steps).
+      remat: trade compute for memory with many steps: each step is wrapped in
+        ``jax.checkpoint`` (the backward pass recomputes its intermediates) and the
+        steps are grouped into nested checkpointed blocks, so backprop keeps about
+        ``REMAT_LEVELS · n^(1/REMAT_LEVELS)`` intermediate params instead of n.
 
     Returns:
       θ' (the adapted params), or ``(θ', Trajectory)`` when ``trajectory=True``.
@@ -90,6 +95,8 @@ def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
                    first_order=first_order)
     if remat:
         step = jax.checkpoint(step)
+        if not trajectory:
+            return _nested_checkpoint_steps(lambda p: step(p)[0], params, int(inner_steps))
 
     def body(current, _):
         new, loss = step(current)
@@ -103,6 +110,24 @@ def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
                               params_before, adapted)
     all_losses = jnp.append(losses_before, loss_fn(adapted, support))
     return adapted, Trajectory(all_params, all_losses)
+
+
+def _nested_checkpoint_steps(step, params, num_steps, levels=REMAT_LEVELS):
+    """Apply ``step`` ``num_steps`` times, keeping few intermediate params for backprop.
+
+    A plain ``lax.scan`` keeps the params of every step for the backward pass, so memory
+    grows like n. Here the steps are cut into checkpointed blocks of about
+    n^((levels-1)/levels) steps, each block cut the same way one level down: the backward
+    pass keeps one params per block per level (about levels · n^(1/levels) in all) and
+    recomputes the rest, at the price of about ``levels`` extra forward passes.
+    """
+    if levels <= 1 or num_steps <= 1:
+        return jax.lax.scan(lambda p, _: (step(p), None), params, length=num_steps)[0]
+    block = math.ceil(num_steps ** ((levels - 1) / levels))
+    num_blocks, rest = divmod(num_steps, block)
+    run_block = jax.checkpoint(lambda p: _nested_checkpoint_steps(step, p, block, levels - 1))
+    params = jax.lax.scan(lambda p, _: (run_block(p), None), params, length=num_blocks)[0]
+    return _nested_checkpoint_steps(step, params, rest, levels - 1)
 
 
 def task_loss(loss_fn, params, support, query, inner_lr, inner_steps=1, *,

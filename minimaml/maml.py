@@ -96,7 +96,8 @@ def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
     if remat:
         step = jax.checkpoint(step)
         if not trajectory:
-            return _nested_checkpoint_steps(lambda p: step(p)[0], params, int(inner_steps))
+            return _nested_checkpoint_steps(lambda p: step(p)[0], params, int(inner_steps),
+                                            REMAT_LEVELS)
 
     def body(current, _):
         new, loss = step(current)
@@ -112,7 +113,7 @@ def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
     return adapted, Trajectory(all_params, all_losses)
 
 
-def _nested_checkpoint_steps(step, params, num_steps, levels=REMAT_LEVELS):
+def _nested_checkpoint_steps(step, params, num_steps, levels):
     """Apply ``step`` ``num_steps`` times, keeping few intermediate params for backprop.
 
     A plain ``lax.scan`` keeps the params of every step for the backward pass, so memory

@@ -116,6 +116,14 @@ def check_05(r):
     assert r["remat_max_abs_diff"] < 1e-5                       # same gradient
 
 
+def check_06(r):
+    assert r["train_test_shared_characters"] == 0
+    assert r["formulation_max_abs_diff"] < 1e-4               # im2col == native conv
+    assert 0.15 < r["accuracy_by_step"][0] < 0.25              # before adapting: chance (1/5)
+    acc = r["test_accuracy"]
+    assert acc["mean"] - acc["ci95"] > 0.4                     # a short run clearly beats chance
+
+
 def check_07(r):
     maml, pre = r["table"]["MAML K=10"], r["table"]["pretrained K=10"]
     assert maml["1"] < 0.6 < 1.5 < pre["1"]                     # shipped MAML θ adapts in one step
@@ -130,6 +138,8 @@ CASES = [
     Case("04_batching_and_speed.ipynb", {"meta_batch": 3, "repeats": 1, "scan_steps": 300}, check_04),
     Case("05_first_vs_second_order.ipynb", {"meta_steps": 1500, "steps_per_call": 500, "eval_tasks": 100,
                                             "memory_steps": [1, 5, 20]}, check_05),
+    Case("06_omniglot_gpu.ipynb", {"cpu_meta_steps": 100, "filters": 16, "eval_tasks": 100,
+                                   "eval_every": 50}, check_06),
     Case("07_playground.ipynb", {"own_meta_steps": 200}, check_07),
 ]
 

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .checks import check_int, check_positive
+
 
 REMAT_LEVELS = 3  # nesting depth of the checkpointed blocks when remat=True
 
@@ -34,22 +36,13 @@ class Trajectory(NamedTuple):
 
 
 def check_inner_lr(inner_lr, name="inner_lr"):
-    """Raise ValueError unless a concrete learning rate is finite and > 0.
-
-    A traced value (inside ``jit``) cannot be checked and is let through, so that the
-    widgets can move α without recompiling.
-    """
-    if isinstance(inner_lr, jax.core.Tracer):
-        return
-    value = float(inner_lr)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {inner_lr!r}")
+    """Raise ValueError unless a concrete learning rate is finite and > 0 (tracers pass)."""
+    check_positive(inner_lr, name)
 
 
 def check_steps(inner_steps, name="inner_steps"):
-    """Raise ValueError unless ``inner_steps`` is a Python integer >= 0."""
-    if isinstance(inner_steps, bool) or int(inner_steps) != inner_steps or inner_steps < 0:
-        raise ValueError(f"{name} must be an integer >= 0; got {inner_steps!r}")
+    """Raise ValueError unless ``inner_steps`` is an integer >= 0."""
+    check_int(inner_steps, name, 0)
 
 
 def sgd_step(loss_fn, params, support, inner_lr, first_order=False):

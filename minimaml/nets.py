@@ -6,6 +6,8 @@ Parameters are plain pytrees (lists of dicts of arrays), so ``jax.grad``,
 import jax
 import jax.numpy as jnp
 
+from .checks import check_int
+
 
 def mlp_init(key, sizes=(1, 40, 40, 1), weight_std=0.01):
     """An MLP's parameters: a list of ``{"w": (n_in, n_out), "b": (n_out,)}`` dicts.
@@ -99,8 +101,7 @@ def conv_init(key, num_classes=5, in_channels=1, filters=64, blocks=4):
     """
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels),
                         ("filters", filters), ("blocks", blocks)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        check_int(value, name, 1)
     keys = jax.random.split(key, blocks + 1)
     glorot = jax.nn.initializers.glorot_uniform()
     params = []

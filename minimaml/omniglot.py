@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import check_int
 from .evaluate import mean_ci95
 from .maml import check_inner_lr, check_steps, inner_loop
 from .nets import conv2d_im2col, conv2d_native, conv_apply, conv_init
@@ -327,11 +328,6 @@ def load(source=None, cache_dir=None, progress=True):
 # ---------------------------------------------------------------------------
 # Splits and the task sampler.
 
-def _check_count(value, name, low=1):
-    if isinstance(value, bool) or int(value) != value or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-
-
 def split_characters(num_characters, num_train=1200, seed=0):
     """Disjoint (train, test) index arrays into the characters (sorted by id).
 
@@ -339,7 +335,7 @@ def split_characters(num_characters, num_train=1200, seed=0):
     ``num_train`` are meta-training characters, the rest meta-test. Each is returned
     sorted.
     """
-    _check_count(num_characters, "num_characters", 2)
+    check_int(num_characters, "num_characters", 2)
     if isinstance(num_train, bool) or int(num_train) != num_train or not (
             1 <= num_train < num_characters):
         raise ValueError(f"num_train must be an integer in [1, {num_characters - 1}] "
@@ -375,9 +371,9 @@ class OmniglotTasks(NamedTuple):
 
 
 def check_task_shape(images, ways, shots, queries):
-    _check_count(ways, "ways (N)", 2)
-    _check_count(shots, "shots (K)")
-    _check_count(queries, "queries (per class)")
+    check_int(ways, "ways (N)", 2)
+    check_int(shots, "shots (K)", 1)
+    check_int(queries, "queries (per class)", 1)
     num_chars, drawings = images.shape[:2]
     if ways > num_chars:
         raise ValueError(f"ways (N) must be at most the {num_chars} characters available; "
@@ -394,7 +390,7 @@ def sample_tasks(key, images, num_tasks, ways, shots, queries=1):
     a random quarter-turn each, and K + Q distinct drawings of each (K support, Q query).
     Pure ``jax.random`` and gathers: jit-able, no Python loop over tasks.
     """
-    _check_count(num_tasks, "num_tasks")
+    check_int(num_tasks, "num_tasks", 1)
     check_task_shape(images, ways, shots, queries)
     num_chars, drawings = images.shape[:2]
     k_char, k_rot, k_draw = jax.random.split(key, 3)
@@ -419,7 +415,7 @@ def sample_tasks(key, images, num_tasks, ways, shots, queries=1):
 
 def task_sampler(images, num_tasks, ways, shots, queries=1):
     """``key -> (support, query)``, the form :func:`minimaml.train.optimize` wants."""
-    _check_count(num_tasks, "meta_batch")
+    check_int(num_tasks, "meta_batch", 1)
     check_task_shape(images, ways, shots, queries)
 
     def sample(key):
@@ -527,9 +523,9 @@ class Config:
     def validate(self, images=None):
         for name in ("shots", "queries", "meta_batch", "meta_steps", "filters", "blocks",
                      "train_characters", "eval_tasks", "eval_queries", "steps_per_call"):
-            _check_count(getattr(self, name), name)
-        _check_count(self.ways, "ways", 2)
-        _check_count(self.eval_every, "eval_every", 0)
+            check_int(getattr(self, name), name, 1)
+        check_int(self.ways, "ways", 2)
+        check_int(self.eval_every, "eval_every", 0)
         if not self.max_train_seconds >= 0:
             raise ValueError(f"max_train_seconds must be >= 0; got {self.max_train_seconds!r}")
         check_steps(self.inner_steps, "inner_steps")

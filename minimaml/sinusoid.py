@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .checks import check_int
 from .evaluate import finetune_curves, mean_ci95
 from .losses import mse_loss
 from .maml import check_inner_lr, check_steps, inner_loop
@@ -57,11 +58,6 @@ class SineTasks(NamedTuple):
         return self.query_x, self.query_y
 
 
-def _check_count(value, name):
-    if isinstance(value, bool) or int(value) != value or value <= 0:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-
-
 def sine(x, amplitude, phase):
     """The task's true function y = A·sin(x − φ) (broadcasts)."""
     return amplitude * jnp.sin(x - phase)
@@ -72,9 +68,9 @@ def sample_tasks(key, num_tasks, support_size, query_size):
 
     Returns a :class:`SineTasks` of arrays, all drawn from the one ``key``.
     """
-    _check_count(num_tasks, "num_tasks")
-    _check_count(support_size, "support_size (K)")
-    _check_count(query_size, "query_size (Q)")
+    check_int(num_tasks, "num_tasks", 1)
+    check_int(support_size, "support_size (K)", 1)
+    check_int(query_size, "query_size (Q)", 1)
     k_amp, k_phase, k_x = jax.random.split(key, 3)
     amplitude = jax.random.uniform(k_amp, (num_tasks,), minval=AMPLITUDE_RANGE[0],
                                    maxval=AMPLITUDE_RANGE[1])
@@ -89,9 +85,9 @@ def sample_tasks(key, num_tasks, support_size, query_size):
 
 def task_sampler(num_tasks, support_size, query_size):
     """``key -> (support, query)``, the form :func:`minimaml.train.optimize` wants."""
-    _check_count(num_tasks, "meta_batch")
-    _check_count(support_size, "support_size (K)")
-    _check_count(query_size, "query_size (Q)")
+    check_int(num_tasks, "meta_batch", 1)
+    check_int(support_size, "support_size (K)", 1)
+    check_int(query_size, "query_size (Q)", 1)
 
     def sample(key):
         tasks = sample_tasks(key, num_tasks, support_size, query_size)
@@ -120,11 +116,11 @@ class Config:
     def validate(self):
         for name in ("meta_steps", "meta_batch", "support_size", "query_size",
                      "eval_tasks", "eval_query"):
-            _check_count(getattr(self, name), name)
+            check_int(getattr(self, name), name, 1)
         for k in self.eval_shots:
-            _check_count(k, "eval_shots")
+            check_int(k, "eval_shots", 1)
         for width in self.hidden:
-            _check_count(width, "hidden")
+            check_int(width, "hidden", 1)
         check_steps(self.inner_steps, "inner_steps")
         check_steps(self.eval_steps, "eval_steps")
         check_inner_lr(self.inner_lr, "inner_lr")

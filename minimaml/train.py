@@ -16,16 +16,12 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from .checks import check_int
 from .maml import check_inner_lr, check_steps, maml_objective, query_loss
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or int(value) != value or value <= 0:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
 
 
 def optimize(objective, params, sample_tasks, key, *, steps, lr=1e-3, optimizer=None,
@@ -62,8 +58,8 @@ def optimize(objective, params, sample_tasks, key, *, steps, lr=1e-3, optimizer=
     Raises:
       TrainingDiverged: the objective became NaN/inf; the message names the step.
     """
-    _check_positive_int(steps, "steps")
-    _check_positive_int(steps_per_call, "steps_per_call")
+    check_int(steps, "steps", 1)
+    check_int(steps_per_call, "steps_per_call", 1)
     if optimizer is None:
         check_inner_lr(lr, "lr")
         optimizer = optax.adam(lr)

@@ -785,7 +785,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default="runs/omniglot", help="output directory")
     p.add_argument("--first-order", action="store_true", help="first-order MAML")
     p.add_argument("--remat", action="store_true",
-                   help="jax.checkpoint each inner step (less memory for many steps)")
+                   help="nested jax.checkpoint of the inner steps (less memory for many steps)")
     for flag, kind, what in (("--meta-batch", int, "tasks per meta-step"),
                              ("--inner-steps", int, "SGD steps in training"),
                              ("--inner-lr", float, "α"),

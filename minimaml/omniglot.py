@@ -49,8 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .checks import check_int
-from .evaluate import mean_ci95
-from .maml import check_inner_lr, check_steps, inner_loop
+from .evaluate import finetune_curves, mean_ci95
+from .maml import check_inner_lr, check_steps
 from .nets import conv2d_im2col, conv2d_native, conv_apply, conv_init
 from .train import meta_train
 
@@ -464,31 +464,22 @@ def task_accuracies(params, tasks, ways, inner_lr, steps, group_queries=1, conv=
     queries in groups of ``group_queries`` per class (each group one forward pass,
     BatchNorm over that group), as in training.
     """
-    check_steps(steps, "steps")
-    check_inner_lr(inner_lr)
-    run = _accuracy_fn(ways, int(steps), group_queries, conv, task_chunk)
-    return np.asarray(run(params, inner_lr, tasks.support_x, tasks.support_y,
-                          tasks.query_x, tasks.query_y))
+    loss_fn, accuracy = _grouped_accuracy(ways, group_queries, conv)
+    return finetune_curves(loss_fn, params, tasks.support, tasks.query, inner_lr, steps,
+                           metric_fn=accuracy, task_chunk=task_chunk)
 
 
 @functools.lru_cache(maxsize=16)
-def _accuracy_fn(ways, steps, group_queries, conv, task_chunk):
-    """The jitted evaluation, built once per setting (so checkpoints don't recompile)."""
+def _grouped_accuracy(ways, group_queries, conv):
+    """``(loss_fn, accuracy(params, query))``, built once per setting so that
+    :func:`finetune_curves` compiles once (evaluating many checkpoints)."""
     apply_fn, loss_fn = classifier(conv)
 
-    def one_task(params, inner_lr, task):
-        support_x, support_y, query_x, query_y = task
-        _, traj = inner_loop(loss_fn, params, (support_x, support_y), inner_lr, steps,
-                             trajectory=True)
-        gx, gy = query_groups(query_x, query_y, ways, group_queries)
-
-        def accuracy(p):
-            logits = jax.vmap(apply_fn, in_axes=(None, 0))(p, gx)
-            return jnp.mean(jnp.argmax(logits, -1) == gy)
-        return jax.lax.map(accuracy, traj.params)
-
-    return jax.jit(lambda params, inner_lr, *t: jax.lax.map(
-        partial(one_task, params, inner_lr), t, batch_size=task_chunk))
+    def accuracy(params, query):
+        gx, gy = query_groups(*query, ways, group_queries)
+        logits = jax.vmap(apply_fn, in_axes=(None, 0))(params, gx)
+        return jnp.mean(jnp.argmax(logits, -1) == gy)
+    return loss_fn, accuracy
 
 
 # ---------------------------------------------------------------------------

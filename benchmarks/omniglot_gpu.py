@@ -17,7 +17,7 @@ and the run's ``metrics.json`` / ``learning_curve.png``. Back on the workstation
 
 Device command (data copied into the ignored ``runs/gpu_data`` and carried)::
 
-    mkdir -p runs/gpu_data && cp ../shared/omniglot/{images_*.npz,id_to_alphabet.json} runs/gpu_data/
+    mkdir -p runs/gpu_data && cp "$MINIMAML_OMNIGLOT_DIR"/{images_*.npz,id_to_alphabet.json} runs/gpu_data/
     # run(carry=["runs/gpu_data"], timeout_s=600):
     python3 benchmarks/omniglot_gpu.py --data runs/gpu_data --out $OUT --deadline 540
 """
@@ -99,8 +99,8 @@ def main(argv=None):
             p_, loss_fn, s, q, config.inner_lr, config.inner_steps,
             first_order=config.first_order)
         marks = [time.perf_counter()]
-        optimize(objective, og.init_params(config), sampler, jax.random.key(0),
-                 steps=3 * chunk, steps_per_call=chunk, progress=False,
+        optimize(og.init_params(config), objective, sampler, jax.random.key(0),
+                 steps=3 * chunk, steps_per_call=chunk,
                  on_chunk=lambda *_: marks.append(time.perf_counter()))
         per_chunk = np.diff(marks)
         best = float(np.min(per_chunk[1:]))

@@ -8,13 +8,13 @@ the native ``lax.conv_general_dilated`` under ``vmap`` (a grouped conv on CPU).
 Writes its section of BENCHMARKS.md. The load average is recorded before and after:
 on a shared machine, compare rows of one run only.
 
-    python benchmarks/omniglot_speed.py [--data ../shared/omniglot] [--chunks 3]
+    python benchmarks/omniglot_speed.py [--data DIR] [--chunks 3]   # default: $MINIMAML_OMNIGLOT_DIR
 
 ``--record-run DIR`` instead writes the section ``omniglot_cpu_training`` from a
 finished (or time-limited) CLI run's ``DIR/metrics.json``: test accuracy against
 training wall time at every evaluation, e.g. for the run
 
-    python -m minimaml.omniglot --ways 5 --shots 1 --data ../shared/omniglot \
+    python -m minimaml.omniglot --ways 5 --shots 1 \
         --out runs/omniglot_long --eval-every 500 --max-minutes 60
 """
 import argparse
@@ -49,8 +49,8 @@ def ms_per_iteration(config, train_images, conv, chunk, chunks):
                               first_order=config.first_order)
 
     marks = [time.perf_counter()]
-    optimize(objective, og.init_params(config), sampler, jax.random.key(0),
-             steps=chunk * (chunks + 1), steps_per_call=chunk, progress=False,
+    optimize(og.init_params(config), objective, sampler, jax.random.key(0),
+             steps=chunk * (chunks + 1), steps_per_call=chunk,
              on_chunk=lambda *_: marks.append(time.perf_counter()))
     times = np.diff(marks) / chunk * 1000
     return {"compile_chunk_s": round(float(times[0]) * chunk / 1000, 1),
@@ -76,7 +76,7 @@ def record_run(run_dir, note=""):
         "## Omniglot MAML training run (CPU)", "",
         f"Machine: {machine_description()}.",
         f"Command: `python -m minimaml.omniglot --ways {c['ways']} --shots {c['shots']} "
-        f"--data ../shared/omniglot --out {run_dir} --eval-every {c['eval_every']} "
+        f"--out {run_dir} --eval-every {c['eval_every']} "
         f"--max-minutes {c['max_train_seconds'] / 60:g}` ({'first' if c['first_order'] else 'second'} "
         f"order, meta-batch {c['meta_batch']}, {c['inner_steps']} inner step at "
         f"α = {c['inner_lr']}, {c['filters']} filters, Adam {c['meta_lr']}).",
@@ -98,7 +98,8 @@ def record_run(run_dir, note=""):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "omniglot"))
+    p.add_argument("--data", default=None,
+                   help="Omniglot data (default: $MINIMAML_OMNIGLOT_DIR, else download)")
     p.add_argument("--chunks", type=int, default=3, help="timed chunks per row")
     p.add_argument("--chunk", type=int, default=10, help="meta-iterations per chunk")
     p.add_argument("--skip-native", action="store_true",

@@ -15,7 +15,7 @@ the same parameters and task batch.
 
 Workloads: the paper's sinusoid config, the same with 5 inner steps (all four
 implementations), and Omniglot 5-way 1-shot (minimaml vs learn2learn; needs the data,
-by default in ``../shared/omniglot``).
+from ``$MINIMAML_OMNIGLOT_DIR``).
 
 Usage: ``python benchmarks/peer_comparison.py [--quick] [--runs N] [--no-write]``.
 """
@@ -56,7 +56,7 @@ WORKLOADS = {
                      inner_steps=1, inner_lr=0.4, meta_lr=1e-3, impls=("minimaml", "learn2learn"),
                      title="Omniglot 5-way 1-shot, paper config (second order, meta-batch 32)"),
 }
-OMNIGLOT_DATA = ROOT.parent / "shared" / "omniglot"
+OMNIGLOT_DATA = os.environ.get("MINIMAML_OMNIGLOT_DIR")   # None: the download cache
 # Meta-iterations per timed run: roughly a second or two of work each.
 ITERS = {
     "sinusoid": {"minimaml": 2000, "torch.func": 200, "learn2learn": 40, "higher": 20},
@@ -159,7 +159,7 @@ def prepare_omniglot(data_dir, log_dir):
     """Write the paper split's training images to an npz both environments read;
     return (its path, the test images) — or raise FileNotFoundError."""
     from minimaml import omniglot
-    data = omniglot.load(str(data_dir), progress=False)
+    data = omniglot.load(data_dir, progress=False)
     train, test = omniglot.split_images(data, omniglot.paper_config())
     path = pathlib.Path(log_dir) / "omniglot-train.npz"
     np.savez(path, images=np.asarray(train, np.float32))
@@ -482,7 +482,7 @@ def main(argv=None, command=None):
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS,
                         help="torch.set_num_threads for the peers (0: torch's default)")
-    parser.add_argument("--omniglot-data", default=str(OMNIGLOT_DATA),
+    parser.add_argument("--omniglot-data", default=OMNIGLOT_DATA,
                         help="Omniglot source for minimaml.omniglot.load (default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@
    sinusoid paper config and 5 inner steps, alternating runs, gradient check.
 3. ``benchmarks/peer_memory.py``: peak memory vs inner steps.
 4. minimaml's own: ``sinusoid_speed.py``, ``omniglot_speed.py`` (needs the Omniglot
-   data, ``../shared/omniglot`` by default) and ``widget_latency.py``, each in its own
+   data: ``$MINIMAML_OMNIGLOT_DIR``) and ``widget_latency.py``, each in its own
    process (``--skip-own`` leaves them out).
 
 Each writes its own section of BENCHMARKS.md. The whole run takes a few minutes on a

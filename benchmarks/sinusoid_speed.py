@@ -46,8 +46,8 @@ def time_meta_training(steps, steps_per_call, first_order=False, fixed_batch=Fal
         jax.block_until_ready(params)
         stamps.append(time.perf_counter())
 
-    _, _, losses = meta_train(sinusoid.sine_loss, params, sampler, key, meta_steps=steps, inner_lr=0.01, first_order=first_order,
-                              steps_per_call=steps_per_call, progress=False, on_chunk=on_chunk)
+    _, _, losses = meta_train(params, sinusoid.sine_loss, sampler, key, meta_steps=steps, inner_lr=0.01, first_order=first_order,
+                              steps_per_call=steps_per_call, on_chunk=on_chunk)
     per_iter = np.diff(stamps) / steps_per_call * 1e3
     return {"first_chunk_ms_per_iter": float(per_iter[0]),
             "ms_per_iter_median": float(np.median(per_iter[1:])),

@@ -3,7 +3,7 @@
 Times, in the kernel process, everything a slider move costs there: the observer
 (re-adapting the three networks when K or α changes), updating the line data, the
 blit, and the PNG frame ipympl hands to the widget comm (a whole frame: see
-``Playground._blit`` for why not a diff). The comm has no
+``BlitFigure.blit`` for why not a diff). The comm has no
 frontend here, so the browser's own drawing and the websocket are not included.
 ``syncing_data_url`` is switched off as a connected frontend does.
 

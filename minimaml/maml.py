@@ -6,20 +6,23 @@
 Model-agnostic: this file imports no network and no dataset. Everything takes a
 ``loss_fn(params, batch) -> scalar``, where ``params`` is any pytree and ``batch`` is
 whatever pytree the loss reads (for regression ``(x, y)``). Support and query sets
-are such batches; for a batch of tasks they carry one more leading axis.
+are such batches; for a batch of tasks they carry one more leading axis. ``params``
+comes first in every function, as in ``jax.grad``'s default ``argnums=0``.
 
 The meta-gradient is simply ``jax.grad(maml_objective)``: a gradient of a function
 that itself calls ``jax.grad``, i.e. a gradient of a gradient.
+
+The exported functions check their arguments (a ValueError naming the argument); the
+private ``_``-functions below them trust theirs.
 """
 import math
-from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from .checks import check_int, check_positive
-
+from .types import ArrayLike, Batch, LossFn, PyTree
 
 REMAT_LEVELS = 3  # nesting depth of the checkpointed blocks when remat=True
 
@@ -31,21 +34,12 @@ class Trajectory(NamedTuple):
         ``params[0]`` is θ, ``params[n]`` is θ after n SGD steps.
     losses: (inner_steps + 1,) support loss of each ``params[n]``.
     """
-    params: Any
+    params: PyTree
     losses: jax.Array
 
 
-def check_inner_lr(inner_lr, name="inner_lr"):
-    """Raise ValueError unless a concrete learning rate is finite and > 0 (tracers pass)."""
-    check_positive(inner_lr, name)
-
-
-def check_steps(inner_steps, name="inner_steps"):
-    """Raise ValueError unless ``inner_steps`` is an integer >= 0."""
-    check_int(inner_steps, name, 0)
-
-
-def sgd_step(loss_fn, params, support, inner_lr, first_order=False):
+def sgd_step(params: PyTree, loss_fn: LossFn, support: Batch, inner_lr: ArrayLike,
+             first_order: bool = False) -> tuple[PyTree, jax.Array]:
     """One inner SGD step θ → θ − α ∇L_support(θ). Returns (new params, loss at θ).
 
     With ``first_order=True`` the gradient is treated as a constant
@@ -59,19 +53,25 @@ def sgd_step(loss_fn, params, support, inner_lr, first_order=False):
     return new_params, loss
 
 
-def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
-               first_order=False, trajectory=False, remat=False):
+def _check_inner(inner_lr: ArrayLike, inner_steps: int) -> int:
+    check_positive(inner_lr, "inner_lr")
+    return check_int(inner_steps, "inner_steps", 0)
+
+
+def inner_loop(params: PyTree, loss_fn: LossFn, support: Batch, inner_lr: ArrayLike,
+               inner_steps: int = 1, *, first_order: bool = False, trajectory: bool = False,
+               remat: bool = False) -> PyTree | tuple[PyTree, Trajectory]:
     """Adapt ``params`` to one task: ``inner_steps`` SGD steps of size α on the support loss.
 
     Every step uses the same support batch (the paper's protocol). The steps are
     unrolled with ``lax.scan``, so compile time does not grow with ``inner_steps``.
 
     Args:
-      loss_fn: ``loss_fn(params, batch) -> scalar``.
       params: θ, any pytree.
+      loss_fn: ``loss_fn(params, batch) -> scalar``.
       support: the task's support batch, e.g. ``(support_x: (K, 1), support_y: (K, 1))``.
       inner_lr: α, finite and > 0 (may be a traced value).
-      inner_steps: number of SGD steps, a Python int >= 0.
+      inner_steps: number of SGD steps, an int >= 0.
       first_order: treat inner gradients as constants (FOMAML).
       trajectory: also return a :class:`Trajectory` of all intermediate params.
       remat: trade compute for memory with many steps: each step is wrapped in
@@ -82,21 +82,27 @@ def inner_loop(loss_fn, params, support, inner_lr, inner_steps=1, *,
     Returns:
       θ' (the adapted params), or ``(θ', Trajectory)`` when ``trajectory=True``.
     """
-    check_inner_lr(inner_lr)
-    check_steps(inner_steps)
-    step = partial(sgd_step, loss_fn, support=support, inner_lr=inner_lr,
-                   first_order=first_order)
+    inner_steps = _check_inner(inner_lr, inner_steps)
+    return _inner_loop(params, loss_fn, support, inner_lr, inner_steps, first_order,
+                       trajectory, remat)
+
+
+def _inner_loop(params, loss_fn, support, inner_lr, inner_steps, first_order=False,
+                trajectory=False, remat=False):
+    def step(current):
+        return sgd_step(current, loss_fn, support, inner_lr, first_order)
+
     if remat:
         step = jax.checkpoint(step)
         if not trajectory:
-            return _nested_checkpoint_steps(lambda p: step(p)[0], params, int(inner_steps),
+            return _nested_checkpoint_steps(lambda p: step(p)[0], params, inner_steps,
                                             REMAT_LEVELS)
 
     def body(current, _):
         new, loss = step(current)
         return new, ((current, loss) if trajectory else None)
 
-    adapted, seen = jax.lax.scan(body, params, length=int(inner_steps))
+    adapted, seen = jax.lax.scan(body, params, length=inner_steps)
     if not trajectory:
         return adapted
     params_before, losses_before = seen
@@ -124,29 +130,37 @@ def _nested_checkpoint_steps(step, params, num_steps, levels):
     return _nested_checkpoint_steps(step, params, rest, levels - 1)
 
 
-def task_loss(loss_fn, params, support, query, inner_lr, inner_steps=1, *,
-              first_order=False, remat=False):
-    """L_Ti(f_θ'): the query loss of the params adapted on the support set (one task)."""
-    adapted = inner_loop(loss_fn, params, support, inner_lr, inner_steps,
-                         first_order=first_order, remat=remat)
+def _task_loss(params, loss_fn, support, query, inner_lr, inner_steps, first_order, remat):
+    adapted = _inner_loop(params, loss_fn, support, inner_lr, inner_steps, first_order,
+                          remat=remat)
     return loss_fn(adapted, query)
 
 
-def maml_objective(params, loss_fn, support, query, inner_lr, inner_steps=1, *,
-                   first_order=False, remat=False):
+def task_loss(params: PyTree, loss_fn: LossFn, support: Batch, query: Batch,
+              inner_lr: ArrayLike, inner_steps: int = 1, *, first_order: bool = False,
+              remat: bool = False) -> jax.Array:
+    """L_Ti(f_θ'): the query loss of the params adapted on the support set (one task)."""
+    inner_steps = _check_inner(inner_lr, inner_steps)
+    return _task_loss(params, loss_fn, support, query, inner_lr, inner_steps, first_order,
+                      remat)
+
+
+def maml_objective(params: PyTree, loss_fn: LossFn, support: Batch, query: Batch,
+                   inner_lr: ArrayLike, inner_steps: int = 1, *, first_order: bool = False,
+                   remat: bool = False) -> jax.Array:
     """The MAML meta-objective: mean over a batch of tasks of the post-adaptation query loss.
 
-    ``params`` comes first so that ``jax.grad(maml_objective)(params, ...)`` is the
-    meta-gradient. ``support`` and ``query`` are batches with a leading task axis,
-    e.g. ``support_x: (tasks, K, 1)``; the tasks are mapped with ``jax.vmap``.
+    ``jax.grad(maml_objective)(params, ...)`` is the meta-gradient. ``support`` and
+    ``query`` are batches with a leading task axis, e.g. ``support_x: (tasks, K, 1)``;
+    the tasks are mapped with ``jax.vmap``.
     """
-    per_task = jax.vmap(
-        lambda s, q: task_loss(loss_fn, params, s, q, inner_lr, inner_steps,
-                               first_order=first_order, remat=remat))
+    inner_steps = _check_inner(inner_lr, inner_steps)
+    per_task = jax.vmap(lambda s, q: _task_loss(params, loss_fn, s, q, inner_lr, inner_steps,
+                                                first_order, remat))
     return jnp.mean(per_task(support, query))
 
 
-def query_loss(params, loss_fn, support, query):
+def query_loss(params: PyTree, loss_fn: LossFn, support: Batch, query: Batch) -> jax.Array:
     """Plain (non-meta) objective over a batch of tasks: the query loss at θ itself.
 
     This is what the paper's "pretrained" baseline minimises: regression on tasks

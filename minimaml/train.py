@@ -6,131 +6,202 @@ batches drawn from ``sample_tasks(key)``. The recipes are compositions of it:
 - :func:`meta_train` — MAML / first-order MAML: the objective is ``maml_objective``.
 - :func:`pretrain` — the paper's "pretrained" baseline: plain regression on tasks
   drawn from p(T) (``query_loss``, no adaptation inside the objective).
+
+Nothing here prints: progress bars and messages belong to the caller, through
+``on_chunk`` (see :mod:`minimaml.progress`).
 """
-import math
+import dataclasses
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
-from .checks import check_int
-from .maml import check_inner_lr, check_steps, maml_objective, query_loss
+from .checks import check_int, check_positive
+from .maml import maml_objective, query_loss
+from .types import ArrayLike, LossFn, Objective, OnChunk, PyTree, SampleTasks
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite; ``step`` and ``loss`` say where."""
+
+    def __init__(self, step: int, loss: float, message: str | None = None):
+        self.step, self.loss = step, loss
+        super().__init__(message or f"training diverged: the loss became {loss} at step {step}")
 
 
-def optimize(objective, params, sample_tasks, key, *, steps, lr=1e-3, optimizer=None,
-             steps_per_call=1000, opt_state=None, start_step=0, on_chunk=None,
-             progress=True, desc="meta-training", lr_names="lr"):
+# Adam without its learning rate: the rate is applied in the step as a traced value, so
+# the compiled chunk is the same for any β and two training calls share one compilation.
+_ADAM = optax.scale_by_adam()
+
+
+def default_opt_state(params: PyTree) -> PyTree:
+    """The state :func:`optimize`'s default Adam starts from (a template for checkpoints)."""
+    return _ADAM.init(params)
+
+
+def _as_pytree(fn: Any) -> Any:
+    """A callable as a jit argument: a registered pytree as it is (its arrays traced),
+    any other callable wrapped as a leafless ``Partial`` (itself static)."""
+    leaves = jax.tree.leaves(fn)
+    return jax.tree_util.Partial(fn) if len(leaves) == 1 and leaves[0] is fn else fn
+
+
+@partial(jax.jit, static_argnames="length")
+def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, update, *,
+               length):
+    def one_step(carry, step):
+        params, opt_state = carry
+        support, query = sample_tasks(jax.random.fold_in(key, step))
+        loss, grads = jax.value_and_grad(objective)(params, support, query)
+        updates, opt_state = update(grads, opt_state, params)
+        if lr is not None:
+            updates = jax.tree.map(lambda u: -lr * u, updates)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    step_numbers = first_step + jnp.arange(length)
+    (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), step_numbers)
+    return params, opt_state, losses
+
+
+def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, key: jax.Array,
+             *, steps: int, lr: float | None = 1e-3,
+             optimizer: optax.GradientTransformation | None = None,
+             steps_per_call: int = 1000, opt_state: PyTree | None = None, start_step: int = 0,
+             on_chunk: OnChunk | None = None) -> tuple[PyTree, PyTree, np.ndarray]:
     """Minimise ``objective`` over freshly sampled task batches with an optax optimizer.
 
     Each step draws a task batch with ``sample_tasks(fold_in(key, step))`` — so the
     tasks of step n do not depend on how the steps are split into calls — takes
     ``jax.value_and_grad(objective)`` and applies one optimizer update. Chunks of
     ``steps_per_call`` steps run inside one jitted ``lax.scan``, so Python overhead is
-    paid once per chunk, not once per step.
+    paid once per chunk, not once per step. The chunk is jitted once for the module:
+    ``objective`` and ``sample_tasks`` are passed to it as pytrees, so a second call
+    with equal ones (e.g. the same loss, sizes and α) reuses the compilation.
 
     Args:
-      objective: ``objective(params, support, query) -> scalar``.
       params: initial parameter pytree.
+      objective: ``objective(params, support, query) -> scalar``.
       sample_tasks: ``sample_tasks(key) -> (support, query)``, batches with a
         leading task axis.
       key: a ``jax.random`` key.
       steps: total number of optimizer steps to reach (counting from 0).
-      lr: learning rate of the default ``optax.adam`` (β in the paper).
-      optimizer: an ``optax.GradientTransformation`` to use instead of Adam.
+      lr: learning rate of the default Adam (β in the paper).
+      optimizer: an ``optax.GradientTransformation`` (with its own learning rate) to
+        use instead of Adam; then ``lr`` must be None.
       opt_state, start_step: resume from a saved state: run steps
         ``start_step .. steps-1`` only.
       on_chunk: called as ``on_chunk(step, params, opt_state, losses)`` after each
-        chunk, ``step`` being the number of steps done so far (for checkpoints, logs).
-      progress: show a tqdm progress bar.
-      lr_names: how the error message names the learning rates, if training diverges.
+        chunk, ``step`` being the number of steps done so far (for checkpoints, logs,
+        progress bars); returning True stops training there.
 
     Returns:
       ``(params, opt_state, losses)``, losses a float numpy array of the objective at
       each step run, in order.
 
     Raises:
-      TrainingDiverged: the objective became NaN/inf; the message names the step.
+      TrainingDiverged: the objective became NaN/inf (``.step`` says where).
     """
     check_int(steps, "steps", 1)
     check_int(steps_per_call, "steps_per_call", 1)
+    check_int(start_step, "start_step", 0)
     if optimizer is None:
-        check_inner_lr(lr, "lr")
-        optimizer = optax.adam(lr)
+        check_positive(lr, "lr")
+    elif lr is not None:
+        raise ValueError(f"lr must be None when an optimizer is given (it has its own rate); "
+                         f"got lr={lr!r}")
+    return _optimize(params, objective, sample_tasks, key, steps, lr, optimizer,
+                     steps_per_call, opt_state, start_step, on_chunk)
+
+
+def _optimize(params, objective, sample_tasks, key, steps, lr, optimizer, steps_per_call,
+              opt_state, start_step, on_chunk):
+    if optimizer is None:
+        optimizer, lr = _ADAM, jnp.asarray(lr)
     if opt_state is None:
         opt_state = optimizer.init(params)
-
-    def one_step(carry, step):
-        params, opt_state = carry
-        support, query = sample_tasks(jax.random.fold_in(key, step))
-        loss, grads = jax.value_and_grad(objective)(params, support, query)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    @partial(jax.jit, static_argnums=3)
-    def run_chunk(params, opt_state, first_step, length):
-        step_numbers = first_step + jnp.arange(length)
-        (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), step_numbers)
-        return params, opt_state, losses
-
+    objective, sample_tasks = _as_pytree(objective), _as_pytree(sample_tasks)
+    update = jax.tree_util.Partial(optimizer.update)
     all_losses = []
-    bar = tqdm(total=steps, initial=start_step, desc=desc, disable=not progress,
-               unit="step", dynamic_ncols=True)
     step = start_step
-    try:
-        while step < steps:
-            length = min(steps_per_call, steps - step)
-            params, opt_state, losses = run_chunk(params, opt_state, step, length)
-            losses = np.asarray(losses)
-            bad = np.flatnonzero(~np.isfinite(losses))
-            if bad.size:
-                where = step + int(bad[0])
-                raise TrainingDiverged(
-                    f"{desc} diverged: the loss became {losses[bad[0]]} at step {where}; "
-                    f"try a smaller learning rate ({lr_names}).")
-            all_losses.append(losses)
-            step += length
-            bar.update(length)
-            bar.set_postfix(loss=f"{losses[-min(100, length):].mean():.4g}")
-            if on_chunk is not None:
-                on_chunk(step, params, opt_state, losses)
-    finally:
-        bar.close()
+    while step < steps:
+        length = min(steps_per_call, steps - step)
+        params, opt_state, losses = _run_chunk(params, opt_state, lr, key, step, objective,
+                                               sample_tasks, update, length=length)
+        losses = np.asarray(losses)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            raise TrainingDiverged(step + int(bad[0]), float(losses[bad[0]]))
+        all_losses.append(losses)
+        step += length
+        if on_chunk is not None and on_chunk(step, params, opt_state, losses):
+            break
     losses = np.concatenate(all_losses) if all_losses else np.zeros((0,), np.float32)
     return params, opt_state, losses
 
 
-def meta_train(loss_fn, params, sample_tasks, key, *, meta_steps, inner_lr, inner_steps=1,
-               first_order=False, meta_lr=1e-3, remat=False, **kwargs):
+@partial(jax.tree_util.register_dataclass, data_fields=[],
+         meta_fields=["loss_fn", "inner_lr", "inner_steps", "first_order", "remat"])
+@dataclasses.dataclass(frozen=True)
+class MamlObjective:
+    """``maml_objective`` with its settings fixed: ``objective(params, support, query)``.
+
+    A pytree with no arrays: all settings are static, α included — a traced α changes
+    XLA's second-order arithmetic in the last bits, and training results stay bitwise
+    what a constant α gives. Equal objectives share one compilation.
+    """
+    loss_fn: LossFn
+    inner_lr: ArrayLike
+    inner_steps: int = 1
+    first_order: bool = False
+    remat: bool = False
+
+    def __call__(self, params, support, query):
+        return maml_objective(params, self.loss_fn, support, query, self.inner_lr,
+                              self.inner_steps, first_order=self.first_order, remat=self.remat)
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["loss_fn"])
+@dataclasses.dataclass(frozen=True)
+class PlainObjective:
+    """``query_loss`` with its loss fixed: the pretrained baseline's objective."""
+    loss_fn: LossFn
+
+    def __call__(self, params, support, query):
+        return query_loss(params, self.loss_fn, support, query)
+
+
+def meta_train(params: PyTree, loss_fn: LossFn, sample_tasks: SampleTasks, key: jax.Array, *,
+               meta_steps: int, inner_lr: float, inner_steps: int = 1,
+               first_order: bool = False, meta_lr: float = 1e-3, remat: bool = False,
+               **optimize_kwargs: Any) -> tuple[PyTree, PyTree, np.ndarray]:
     """MAML meta-training (second order unless ``first_order=True``) with Adam(meta_lr).
 
     Minimises ``maml_objective`` with ``inner_steps`` SGD steps of size ``inner_lr``
-    (α) per task; ``meta_lr`` is β. Other keyword arguments go to :func:`optimize`.
+    (α) per task; ``meta_lr`` is β. Other keyword arguments (``steps_per_call``,
+    ``opt_state``, ``start_step``, ``on_chunk``) go to :func:`optimize`.
     Returns ``(params, opt_state, losses)``.
     """
-    check_inner_lr(inner_lr)
-    check_steps(inner_steps)
-    objective = partial(maml_objective, loss_fn=loss_fn, inner_lr=inner_lr,
-                        inner_steps=inner_steps, first_order=first_order, remat=remat)
-    kwargs.setdefault("desc", "FOMAML" if first_order else "MAML")
-    return optimize(lambda p, s, q: objective(p, support=s, query=q), params, sample_tasks,
-                    key, steps=meta_steps, lr=meta_lr,
-                    lr_names=f"meta_lr={meta_lr}, inner_lr={inner_lr}", **kwargs)
+    check_int(meta_steps, "meta_steps", 1)
+    check_positive(inner_lr, "inner_lr")
+    check_int(inner_steps, "inner_steps", 0)
+    check_positive(meta_lr, "meta_lr")
+    objective = MamlObjective(loss_fn, float(inner_lr), int(inner_steps),
+                              bool(first_order), bool(remat))
+    return optimize(params, objective, sample_tasks, key, steps=meta_steps, lr=meta_lr,
+                    **optimize_kwargs)
 
 
-def pretrain(loss_fn, params, sample_tasks, key, *, steps, lr=1e-3, **kwargs):
+def pretrain(params: PyTree, loss_fn: LossFn, sample_tasks: SampleTasks, key: jax.Array, *,
+             steps: int, lr: float = 1e-3,
+             **optimize_kwargs: Any) -> tuple[PyTree, PyTree, np.ndarray]:
     """The pretrained baseline: plain regression on task batches from p(T), Adam(lr).
 
     Uses the same task sampler, batch size and optimizer as MAML, but the objective
     is the loss at θ itself (``query_loss``): no inner loop. Returns
     ``(params, opt_state, losses)``.
     """
-    kwargs.setdefault("desc", "pretraining")
-    return optimize(lambda p, s, q: query_loss(p, loss_fn, s, q), params, sample_tasks, key,
-                    steps=steps, lr=lr, lr_names=f"lr={lr}", **kwargs)
+    return optimize(params, PlainObjective(loss_fn), sample_tasks, key, steps=steps, lr=lr,
+                    **optimize_kwargs)

@@ -81,7 +81,7 @@ def test_first_order_drops_the_hessian_term_and_equals_query_gradient_at_adapted
 
         # FOMAML = mean over tasks of ∇L_query evaluated at the adapted params θ'_i.
         def query_grad_at_adapted(support, query):
-            adapted = maml.inner_loop(loss_fn, params, support, inner_lr, steps)
+            adapted = maml.inner_loop(params, loss_fn, support, inner_lr, steps)
             return jax.grad(loss_fn)(adapted, query)
         expected = jax.tree.map(lambda g: g.mean(0),
                                 jax.vmap(query_grad_at_adapted)(tasks.support, tasks.query))
@@ -102,11 +102,11 @@ def test_hand_derived_one_step_meta_gradient():
         support = jax.tree.map(lambda a: a[0], tasks.support)
         query = jax.tree.map(lambda a: a[0], tasks.query)
         alpha = 0.2
-        adapted = maml.inner_loop(loss_fn, params, support, alpha, 1)
+        adapted = maml.inner_loop(params, loss_fn, support, alpha, 1)
         g_query = jax.grad(loss_fn)(adapted, query)
         _, hvp = jax.jvp(lambda p: jax.grad(loss_fn)(p, support), (params,), (g_query,))
         by_hand = jax.tree.map(lambda g, h: g - alpha * h, g_query, hvp)
-        auto = jax.grad(maml.task_loss, argnums=1)(loss_fn, params, support, query, alpha, 1)
+        auto = jax.grad(maml.task_loss)(params, loss_fn, support, query, alpha, 1)
         for a, b in zip(jax.tree.leaves(by_hand), jax.tree.leaves(auto)):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
@@ -117,13 +117,13 @@ def test_vmap_over_tasks_equals_python_loop():
     loss_fn = mse_loss(mlp_apply)
     batched = maml.maml_objective(params, loss_fn, tasks.support, tasks.query, 0.01, 2)
     looped = np.mean([
-        maml.task_loss(loss_fn, params, (tasks.support_x[i], tasks.support_y[i]),
+        maml.task_loss(params, loss_fn, (tasks.support_x[i], tasks.support_y[i]),
                        (tasks.query_x[i], tasks.query_y[i]), 0.01, 2)
         for i in range(5)])
     np.testing.assert_allclose(batched, looped, rtol=1e-6)
     g_batched = jax.grad(maml.maml_objective)(params, loss_fn, tasks.support, tasks.query, 0.01)
-    g_looped = [jax.grad(maml.task_loss, argnums=1)(
-        loss_fn, params, (tasks.support_x[i], tasks.support_y[i]),
+    g_looped = [jax.grad(maml.task_loss)(
+        params, loss_fn, (tasks.support_x[i], tasks.support_y[i]),
         (tasks.query_x[i], tasks.query_y[i]), 0.01) for i in range(5)]
     for leaf_b, *leaves_l in zip(jax.tree.leaves(g_batched), *map(jax.tree.leaves, g_looped)):
         np.testing.assert_allclose(leaf_b, np.mean(leaves_l, axis=0), rtol=1e-5, atol=1e-7)
@@ -134,7 +134,7 @@ def test_inner_loop_trajectory_and_zero_steps():
     tasks = sample_tasks(jax.random.key(1), 1, 10, 10)
     support = (tasks.support_x[0], tasks.support_y[0])
     loss_fn = mse_loss(mlp_apply)
-    adapted, traj = maml.inner_loop(loss_fn, params, support, 0.01, 4, trajectory=True)
+    adapted, traj = maml.inner_loop(params, loss_fn, support, 0.01, 4, trajectory=True)
     assert traj.losses.shape == (5,)
     # Step n of the trajectory is n explicit SGD steps.
     manual = params
@@ -142,11 +142,11 @@ def test_inner_loop_trajectory_and_zero_steps():
         for a, b in zip(jax.tree.leaves(manual), jax.tree.leaves(jax.tree.map(lambda t: t[n], traj.params))):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(traj.losses[n], loss_fn(manual, support), rtol=1e-6)
-        manual, _ = maml.sgd_step(loss_fn, manual, support, 0.01)
+        manual, _ = maml.sgd_step(manual, loss_fn, support, 0.01)
     for a, b in zip(jax.tree.leaves(adapted), jax.tree.leaves(jax.tree.map(lambda t: t[-1], traj.params))):
         np.testing.assert_array_equal(a, b)
     assert traj.losses[-1] < traj.losses[0]
-    same = maml.inner_loop(loss_fn, params, support, 0.01, 0)
+    same = maml.inner_loop(params, loss_fn, support, 0.01, 0)
     for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
 
@@ -157,8 +157,8 @@ def test_remat_gives_the_same_adapted_params_and_meta_gradient(inner_steps):
     tasks = sample_tasks(jax.random.key(1), 3, 10, 10)
     loss_fn = mse_loss(mlp_apply)
     support = (tasks.support_x[0], tasks.support_y[0])
-    plain = maml.inner_loop(loss_fn, params, support, 0.01, inner_steps)
-    nested = maml.inner_loop(loss_fn, params, support, 0.01, inner_steps, remat=True)
+    plain = maml.inner_loop(params, loss_fn, support, 0.01, inner_steps)
+    nested = maml.inner_loop(params, loss_fn, support, 0.01, inner_steps, remat=True)
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(nested)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
     def meta_grad(remat):
@@ -190,7 +190,7 @@ def test_bad_inner_lr(inner_lr):
     params = mlp_init(jax.random.key(0))
     support = (jnp.zeros((5, 1)), jnp.zeros((5, 1)))
     with pytest.raises(ValueError, match=r"inner_lr must be a finite number > 0"):
-        maml.inner_loop(mse_loss(mlp_apply), params, support, inner_lr, 1)
+        maml.inner_loop(params, mse_loss(mlp_apply), support, inner_lr, 1)
 
 
 @pytest.mark.parametrize("steps", [-1, 1.5])
@@ -198,11 +198,11 @@ def test_bad_inner_steps(steps):
     params = mlp_init(jax.random.key(0))
     support = (jnp.zeros((5, 1)), jnp.zeros((5, 1)))
     with pytest.raises(ValueError, match=r"inner_steps must be an integer >= 0"):
-        maml.inner_loop(mse_loss(mlp_apply), params, support, 0.01, steps)
+        maml.inner_loop(params, mse_loss(mlp_apply), support, 0.01, steps)
 
 
 def test_xy_shape_mismatch():
     params = mlp_init(jax.random.key(0))
     with pytest.raises(ValueError, match=r"x and y must agree.*x: \(5, 1\), y: \(4, 1\)"):
-        maml.inner_loop(mse_loss(mlp_apply), params, (jnp.zeros((5, 1)), jnp.zeros((4, 1))),
+        maml.inner_loop(params, mse_loss(mlp_apply), (jnp.zeros((5, 1)), jnp.zeros((4, 1))),
                         0.01, 1)

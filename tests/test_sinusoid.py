@@ -55,9 +55,8 @@ def test_sampler_rejects_bad_sizes(args, name):
     ("meta_lr", -1.0, "meta_lr must be a finite number > 0"),
 ])
 def test_config_validation(field, value, message):
-    config = sinusoid.Config(**{field: value})
     with pytest.raises(ValueError, match=message):
-        config.validate()
+        sinusoid.Config(**{field: value})
 
 
 def test_params_round_trip(tmp_path):
@@ -133,11 +132,11 @@ def test_meta_test_leaves_out_and_counts_a_rare_diverging_task(monkeypatch):
     tasks = sinusoid.evaluation_tasks(config, 5)
     # Sabotage one evaluation task by making its support targets infinite.
     broken = tasks._replace(support_y=tasks.support_y.at[7].set(np.inf))
-    monkeypatch.setattr(sinusoid, "evaluation_tasks", lambda config, shots: broken)
+    monkeypatch.setattr(sinusoid.experiment, "evaluation_tasks", lambda config, shots: broken)
     result = sinusoid.evaluate(params, config)["5"]
     assert result["diverged_tasks"] == 1 and result["tasks"] == 40
     assert np.isfinite(result["mse"]).all()
     from minimaml.evaluate import finetune_curves, mean_ci95
-    curves = finetune_curves(sinusoid.sine_loss, params, tasks.support, tasks.query, 0.01, 3)
+    curves = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 3)
     expected, _ = mean_ci95(np.delete(curves, 7, axis=0))
     np.testing.assert_allclose(result["mse"], expected, rtol=1e-6)

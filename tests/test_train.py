@@ -11,9 +11,9 @@ from minimaml.train import TrainingDiverged, meta_train, optimize, pretrain
 def train_small(seed, steps=300, steps_per_call=100, meta_batch=5, inner_lr=0.01, **kwargs):
     key = jax.random.key(seed)
     params = sinusoid.init_params(key)
-    return meta_train(sinusoid.sine_loss, params, sinusoid.task_sampler(meta_batch, 10, 10), key,
+    return meta_train(params, sinusoid.sine_loss, sinusoid.task_sampler(meta_batch, 10, 10), key,
                       meta_steps=steps, inner_lr=inner_lr, steps_per_call=steps_per_call,
-                      progress=False, **kwargs)
+                      **kwargs)
 
 
 def test_same_seed_gives_identical_parameters():
@@ -39,9 +39,9 @@ def test_chunking_does_not_change_the_result_and_resume_is_exact():
             saved.update(params=params, opt_state=opt_state)
     train_small(0, steps=100, steps_per_call=100, on_chunk=on_chunk)
     key = jax.random.key(0)
-    resumed, _, tail = meta_train(sinusoid.sine_loss, saved["params"],
+    resumed, _, tail = meta_train(saved["params"], sinusoid.sine_loss,
                                   sinusoid.task_sampler(5, 10, 10), key, meta_steps=300,
-                                  inner_lr=0.01, steps_per_call=100, progress=False,
+                                  inner_lr=0.01, steps_per_call=100,
                                   opt_state=saved["opt_state"], start_step=100)
     assert tail.shape == (200,)
     np.testing.assert_allclose(tail, losses[100:], rtol=1e-5)
@@ -57,17 +57,22 @@ def test_meta_training_reduces_the_loss():
 def test_pretrain_reduces_the_plain_loss():
     key = jax.random.key(0)
     params = sinusoid.init_params(key)
-    _, _, losses = pretrain(sinusoid.sine_loss, params, sinusoid.task_sampler(25, 10, 10), key,
-                            steps=1000, progress=False)
+    _, _, losses = pretrain(params, sinusoid.sine_loss, sinusoid.task_sampler(25, 10, 10), key,
+                            steps=1000)
     # The best single function for random sinusoids is near zero: loss ≈ E[A²]/2 ≈ 4.2.
     assert losses.shape == (1000,)
     assert losses[-200:].mean() < losses[:50].mean()
 
 
 def test_divergence_is_reported_with_its_step():
-    with pytest.raises(TrainingDiverged, match=r"diverged: the loss became (nan|inf) at step \d+; "
-                                               r"try a smaller learning rate \(meta_lr=.*inner_lr=5.0"):
+    with pytest.raises(TrainingDiverged, match=r"diverged: the loss became (nan|inf) at step \d+") as caught:
         train_small(0, steps=500, steps_per_call=100, inner_lr=5.0, inner_steps=5)
+    err = caught.value
+    assert 0 <= err.step < 500 and not np.isfinite(err.loss)
+    # The steps before it were finite: train exactly up to it and see a finite loss.
+    _, _, losses = train_small(0, steps=err.step, steps_per_call=100, inner_lr=5.0,
+                               inner_steps=5) if err.step else (None, None, np.zeros(0))
+    assert np.isfinite(losses).all()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -78,15 +83,15 @@ def test_divergence_is_reported_with_its_step():
 def test_optimize_rejects_bad_arguments(kwargs, message):
     params = sinusoid.init_params(jax.random.key(0))
     with pytest.raises(ValueError, match=message):
-        optimize(lambda p, s, q: 0.0, params, sinusoid.task_sampler(2, 2, 2),
-                 jax.random.key(0), progress=False, **kwargs)
+        optimize(params, lambda p, s, q: 0.0, sinusoid.task_sampler(2, 2, 2),
+                 jax.random.key(0), **kwargs)
 
 
 def test_finetune_curves_match_a_direct_computation():
     params = sinusoid.init_params(jax.random.key(0))
     tasks = sinusoid.sample_tasks(jax.random.key(1), 6, 5, 20)
-    curves = finetune_curves(sinusoid.sine_loss, params, tasks.support, tasks.query, 0.01, 3)
-    chunked = finetune_curves(sinusoid.sine_loss, params, tasks.support, tasks.query, 0.01, 3,
+    curves = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 3)
+    chunked = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 3,
                               task_chunk=4)
     np.testing.assert_allclose(curves, chunked, rtol=1e-5)
     assert curves.shape == (6, 4)
@@ -96,7 +101,7 @@ def test_finetune_curves_match_a_direct_computation():
     query = (tasks.query_x[2], tasks.query_y[2])
     for n in range(4):
         np.testing.assert_allclose(curves[2, n], sinusoid.sine_loss(p, query), rtol=1e-5)
-        p, _ = sgd_step(sinusoid.sine_loss, p, support, 0.01)
+        p, _ = sgd_step(p, sinusoid.sine_loss, support, 0.01)
 
 
 def test_mean_ci95():
@@ -104,3 +109,32 @@ def test_mean_ci95():
     mean, ci = mean_ci95(values)
     np.testing.assert_allclose(mean, [4.0, 2.0])
     np.testing.assert_allclose(ci, [1.96 * np.std([1, 3, 5, 7]) / 2, 0.0])
+
+
+def test_meta_train_and_pretrain_compile_once_for_repeated_calls(count_compilations):
+    train_small(0, steps=20, steps_per_call=10)                 # compiles the chunk
+    params = sinusoid.init_params(jax.random.key(3))
+    with count_compilations() as events:
+        # A new sampler, new params and a new key, equal settings: the same program.
+        train_small(1, steps=30, steps_per_call=10)
+    assert events == []
+    with count_compilations() as events:                         # another α: a new program
+        train_small(1, steps=10, steps_per_call=10, inner_lr=0.02)
+    assert events
+    pretrain(params, sinusoid.sine_loss, sinusoid.task_sampler(5, 10, 10), jax.random.key(0),
+             steps=10, steps_per_call=10)
+    with count_compilations() as events:
+        pretrain(params, sinusoid.sine_loss, sinusoid.task_sampler(5, 10, 10),
+                 jax.random.key(1), steps=20, steps_per_call=10, lr=5e-4)   # β is traced
+    assert events == []
+
+
+def test_finetune_curves_compiles_once_for_repeated_calls(count_compilations):
+    tasks = sinusoid.sample_tasks(jax.random.key(1), 6, 5, 20)
+    first = sinusoid.init_params(jax.random.key(0))
+    second = sinusoid.init_params(jax.random.key(1))
+    finetune_curves(first, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 3)
+    with count_compilations() as events:
+        curves = finetune_curves(second, sinusoid.sine_loss, tasks.support, tasks.query,
+                                 0.02, 3)
+    assert events == [] and curves.shape == (6, 4)

@@ -11,7 +11,8 @@ import pytest
 from minimaml import sinusoid
 from minimaml.maml import inner_loop
 from minimaml.nets import mlp_apply
-from minimaml.widgets import (GRID, INITS, MAX_SHOTS, MAX_STEPS, Y_CLIP, _adapt,
+from minimaml.widgets.sinusoid_adaptation import _adapt
+from minimaml.widgets import (GRID, INITS, MAX_SHOTS, MAX_STEPS, Y_CLIP,
                               load_shipped_params, plot_data, playground, sample_task)
 
 
@@ -40,7 +41,7 @@ def direct(params, task, shots, inner_lr, steps):
     """The same numbers straight from the library, on the unpadded K-point support set:
     predictions on GRID (len(GRID),) and query MSE after ``steps`` SGD steps."""
     support = task.support_x[:shots], task.support_y[:shots]
-    adapted = inner_loop(sinusoid.sine_loss, params, support, inner_lr, steps)
+    adapted = inner_loop(params, sinusoid.sine_loss, support, inner_lr, steps)
     query_mse = sinusoid.sine_loss(adapted, (task.query_x, task.query_y))
     return np.asarray(mlp_apply(adapted, GRID)[:, 0]), float(query_mse)
 
@@ -56,19 +57,19 @@ def test_plotted_data_is_the_library_computation(pg, shots, inner_lr, steps):
     pg.steps_slider.value = steps
     inner_lr = pg.inner_lr_slider.value   # what the log slider actually holds
     task = pg.task
-    np.testing.assert_allclose(pg.truth_line.get_ydata(),
+    np.testing.assert_allclose(pg.drawing.truth_line.get_ydata(),
                                task.amplitude * np.sin(GRID[:, 0] - task.phase), rtol=1e-6)
-    np.testing.assert_array_equal(pg.support_dots.get_xdata(), task.support_x[:shots, 0])
-    np.testing.assert_array_equal(pg.support_dots.get_ydata(), task.support_y[:shots, 0])
+    np.testing.assert_array_equal(pg.drawing.support_dots.get_xdata(), task.support_x[:shots, 0])
+    np.testing.assert_array_equal(pg.drawing.support_dots.get_ydata(), task.support_y[:shots, 0])
     shown = readout_numbers(pg)
     for name in INITS:
         assert pg.current[name].diverged_at is None   # (α ≥ 0.05 can diverge from MAML's init)
         predictions, query_mse = direct(pg.inits[name], task, shots, inner_lr, steps)
-        np.testing.assert_allclose(pg.pred_lines[name].get_ydata(), predictions,
+        np.testing.assert_allclose(pg.drawing.pred_lines[name].get_ydata(), predictions,
                                    rtol=1e-4, atol=1e-4)
         assert pg.current[name].query_mse == pytest.approx(query_mse, rel=1e-4, abs=1e-6)
         assert float(shown[name]) == pytest.approx(query_mse, rel=5e-3)
-        assert pg.mse_dots[name].get_ydata()[0] == pytest.approx(query_mse, rel=1e-4)
+        assert pg.drawing.mse_dots[name].get_ydata()[0] == pytest.approx(query_mse, rel=1e-4)
     assert f"after {steps} step" in pg.readout.value
     assert pg.note.value == ""
 
@@ -78,7 +79,7 @@ def test_mse_curve_and_plot_data_match_the_library():
     params = load_shipped_params()[0]
     data = plot_data(params, task, 10, 0.01, 50)
     support = task.support_x[:10], task.support_y[:10]
-    _, trajectory = inner_loop(sinusoid.sine_loss, params, support, 0.01, 50, trajectory=True)
+    _, trajectory = inner_loop(params, sinusoid.sine_loss, support, 0.01, 50, trajectory=True)
     curve = jax.vmap(sinusoid.sine_loss, in_axes=(0, None))(trajectory.params,
                                                              (task.query_x, task.query_y))
     np.testing.assert_allclose(data.mse_curve, curve, rtol=1e-4)
@@ -114,17 +115,17 @@ def test_diverging_alpha_is_shown_and_clipped(pg):
                 if d.diverged_at is not None and d.diverged_at <= 50]
     assert diverged, "α = 1 for 50 steps should diverge for the shipped MAML params"
     assert "diverged" in pg.note.value and "smaller α" in pg.note.value
-    assert pg.diverged_text.get_text().startswith("diverged")
+    assert pg.drawing.diverged_text.get_text().startswith("diverged")
     for name in diverged:
         assert readout_numbers(pg)[name] == "diverged"
     for name in INITS:
-        y = np.asarray(pg.pred_lines[name].get_ydata())
+        y = np.asarray(pg.drawing.pred_lines[name].get_ydata())
         assert np.all(np.isfinite(y)) and np.all(np.abs(y) <= Y_CLIP)
-        assert np.all(np.isfinite(pg.mse_lines[name].get_ydata()))
+        assert np.all(np.isfinite(pg.drawing.mse_lines[name].get_ydata()))
     png = pg.snapshot_png()
     assert png.startswith(b"\x89PNG")
     pg.inner_lr_slider.value = 0.01           # back to normal: the note goes away
-    assert pg.note.value == "" and pg.diverged_text.get_text() == ""
+    assert pg.note.value == "" and pg.drawing.diverged_text.get_text() == ""
 
 
 def pixels(pg):
@@ -164,7 +165,7 @@ def test_accepts_any_mlp_params():
     assert len(small.inits["random"]) == len(maml_params)  # random is shaped like MAML's
     for name in INITS:
         predictions, _ = direct(small.inits[name], small.task, 5, 0.1, 4)
-        np.testing.assert_allclose(small.pred_lines[name].get_ydata(), predictions,
+        np.testing.assert_allclose(small.drawing.pred_lines[name].get_ydata(), predictions,
                                    rtol=1e-4, atol=1e-4)
 
 
@@ -172,9 +173,9 @@ def test_shipped_params_are_the_trained_ones():
     maml_params, pre_params = load_shipped_params()
     tasks = sinusoid.sample_tasks(jax.random.key(123), 200, 10, 100)
     from minimaml.evaluate import finetune_curves
-    maml_mse = finetune_curves(sinusoid.sine_loss, maml_params, tasks.support, tasks.query,
+    maml_mse = finetune_curves(maml_params, sinusoid.sine_loss, tasks.support, tasks.query,
                                0.01, 1).mean(axis=0)
-    pre_mse = finetune_curves(sinusoid.sine_loss, pre_params, tasks.support, tasks.query,
+    pre_mse = finetune_curves(pre_params, sinusoid.sine_loss, tasks.support, tasks.query,
                               0.01, 1).mean(axis=0)
     # data/README.md: K=10 after one step, MAML 0.37, pretrained 2.34 (600 tasks).
     assert maml_mse[1] < 0.6 < 1.5 < pre_mse[1]

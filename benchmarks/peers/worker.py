@@ -130,10 +130,10 @@ def minimaml_train(channel, setup):
     channel.reply()
     try:
         wait_for_run()
-        meta_train(loss_fn, params, sampler, jax.random.key(setup["seed"]),
+        meta_train(params, loss_fn, sampler, jax.random.key(setup["seed"]),
                    meta_steps=total, inner_lr=workload["inner_lr"],
                    inner_steps=workload["inner_steps"], meta_lr=workload["meta_lr"],
-                   steps_per_call=setup["iters_per_run"], on_chunk=on_chunk, progress=False)
+                   steps_per_call=setup["iters_per_run"], on_chunk=on_chunk)
     except Stop:
         pass
 

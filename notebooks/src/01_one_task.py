@@ -119,7 +119,7 @@ print(f"after 100 steps: support loss {sinusoid.sine_loss(fitted, support_set(5)
 # two agree, then use the library call from here on.
 
 # %%
-same = maml.inner_loop(sinusoid.sine_loss, params, support_set(5), inner_lr, 100)
+same = maml.inner_loop(params, sinusoid.sine_loss, support_set(5), inner_lr, 100)
 gap = max(float(jnp.max(jnp.abs(a - b))) for a, b in
           zip(jax.tree.leaves(same), jax.tree.leaves(fitted)))
 print(f"largest difference between our loop and inner_loop: {gap:.1e}")
@@ -136,7 +136,7 @@ assert gap < 1e-5
 def fit(k, steps):
     """Query and support loss after 0..steps GD steps on K=k points, and the final params."""
     support = support_set(k)
-    adapted, traj = maml.inner_loop(sinusoid.sine_loss, params, support, inner_lr, steps,
+    adapted, traj = maml.inner_loop(params, sinusoid.sine_loss, support, inner_lr, steps,
                                     trajectory=True)
     every = max(1, steps // 200)           # evaluate ~200 snapshots of the trajectory
     snapshots = jax.tree.map(lambda a: a[::every], traj.params)
@@ -185,7 +185,7 @@ plt.show()
 # %%
 budget = {}
 for k in (5, 10):
-    few = maml.inner_loop(sinusoid.sine_loss, params, support_set(k), inner_lr, 10)
+    few = maml.inner_loop(params, sinusoid.sine_loss, support_set(k), inner_lr, 10)
     budget[k] = float(sinusoid.sine_loss(few, query))
     print(f"K = {k:2d}: query MSE {float(sinusoid.sine_loss(params, query)):.3f} before, "
           f"{budget[k]:.3f} after 10 steps")

@@ -54,8 +54,8 @@ print("default float:", jnp.zeros(()).dtype)
 # | paper | code |
 # |---|---|
 # | α (inner step size) | `inner_lr` |
-# | θ' = θ − α∇L(θ) (adapted parameters) | `maml.inner_loop(loss_fn, params, support, inner_lr, 1)` |
-# | L_T(f_θ') for one task | `maml.task_loss(loss_fn, params, support, query, inner_lr)` |
+# | θ' = θ − α∇L(θ) (adapted parameters) | `maml.inner_loop(params, loss_fn, support, inner_lr, 1)` |
+# | L_T(f_θ') for one task | `maml.task_loss(params, loss_fn, support, query, inner_lr)` |
 # | Σ_T L_T(f_θ') over a batch of tasks (mean, in our code) | `maml.maml_objective(params, loss_fn, support, query, inner_lr)` |
 #
 # Here is one task's objective written out inline — this is all of MAML's forward pass:
@@ -74,7 +74,7 @@ tasks = sinusoid.sample_tasks(task_key, meta_batch, support_size, query_size)
 support, query = jax.tree.map(lambda a: a[0], (tasks.support, tasks.query))  # task 0
 
 ours = one_task_objective(theta, support, query)
-library = maml.task_loss(loss_fn, theta, support, query, inner_lr, 1)
+library = maml.task_loss(theta, loss_fn, support, query, inner_lr, 1)
 print(f"inline: {ours:.12f}   library task_loss: {library:.12f}")
 assert jnp.allclose(ours, library, rtol=1e-12)
 
@@ -107,7 +107,7 @@ def hvp(f, theta, v):
 
 def hand_meta_gradient(theta, support, query):
     """(I − α ∇²L_support(θ)) ∇L_query(θ'), for one task, written out."""
-    adapted = maml.inner_loop(loss_fn, theta, support, inner_lr, 1)          # θ'
+    adapted = maml.inner_loop(theta, loss_fn, support, inner_lr, 1)          # θ'
     g_query = jax.grad(loss_fn)(adapted, query)                              # g' = ∇L_query(θ')
     h_g = hvp(lambda t: loss_fn(t, support), theta, g_query)                 # H g'
     return jax.tree.map(lambda g, hg: g - inner_lr * hg, g_query, h_g)
@@ -128,7 +128,7 @@ def norm(tree):
     return float(jnp.linalg.norm(ravel_pytree(tree)[0]))
 
 mine = hand_meta_gradient(theta, support, query)
-autodiff = jax.grad(maml.task_loss, argnums=1)(loss_fn, theta, support, query, inner_lr, 1)
+autodiff = jax.grad(maml.task_loss)(theta, loss_fn, support, query, inner_lr, 1)
 one_task_diff = max_abs_diff(mine, autodiff)
 print(f"one task:   |hand − jax.grad|_max = {one_task_diff:.2e}   (|grad| = {norm(autodiff):.3e})")
 
@@ -181,9 +181,9 @@ assert fd_rel_err < 1e-5
 # inner gradient; we check that this is the same thing.
 
 # %%
-fo_library = jax.grad(maml.task_loss, argnums=1)(loss_fn, theta, support, query, inner_lr, 1,
-                                                  first_order=True)
-g_prime = jax.grad(loss_fn)(maml.inner_loop(loss_fn, theta, support, inner_lr, 1), query)
+fo_library = jax.grad(maml.task_loss)(theta, loss_fn, support, query, inner_lr, 1,
+                                      first_order=True)
+g_prime = jax.grad(loss_fn)(maml.inner_loop(theta, loss_fn, support, inner_lr, 1), query)
 fo_diff = max_abs_diff(fo_library, g_prime)
 print(f"|first_order=True − g'|_max = {fo_diff:.1e}")
 assert fo_diff < 1e-12
@@ -203,7 +203,7 @@ many = sinusoid.sample_tasks(hist_key, histogram_tasks, support_size, query_size
 def dropped_term_stats(theta, support, query):
     """Per task: |α H g'| / |full meta-gradient|, and cos(full, first-order)."""
     full = ravel_pytree(hand_meta_gradient(theta, support, query))[0]
-    first = ravel_pytree(jax.grad(loss_fn)(maml.inner_loop(loss_fn, theta, support, inner_lr, 1), query))[0]
+    first = ravel_pytree(jax.grad(loss_fn)(maml.inner_loop(theta, loss_fn, support, inner_lr, 1), query))[0]
     dropped = first - full                       # = α H g'
     ratio = jnp.linalg.norm(dropped) / jnp.linalg.norm(full)
     cosine = full @ first / (jnp.linalg.norm(full) * jnp.linalg.norm(first))

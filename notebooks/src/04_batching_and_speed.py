@@ -98,8 +98,8 @@ print(f"{1e3 * timings['Python loop over tasks']:.1f} ms per meta-step")
 
 # %%
 start = time.perf_counter()
-jax.block_until_ready(jax.grad(maml.task_loss, argnums=1)(
-    loss_fn, params, jax.tree.map(lambda a: a[0], support), jax.tree.map(lambda a: a[0], query), inner_lr))
+jax.block_until_ready(jax.grad(maml.task_loss)(
+    params, loss_fn, jax.tree.map(lambda a: a[0], support), jax.tree.map(lambda a: a[0], query), inner_lr))
 eager_scan_seconds = time.perf_counter() - start
 print(f"{eager_scan_seconds:.2f} s for ONE task — library functions are meant to run under jit")
 
@@ -180,8 +180,8 @@ print(f"first call {compile_seconds['jit(Python loop)']:.2f} s; "
 def run_optimize(steps, steps_per_call):
     objective = partial(maml.maml_objective, loss_fn=loss_fn, inner_lr=inner_lr)
     start = time.perf_counter()
-    out = train.optimize(lambda p, s, q: objective(p, support=s, query=q), params, sample, key,
-                         steps=steps, lr=meta_lr, steps_per_call=steps_per_call, progress=False)
+    out = train.optimize(params, lambda p, s, q: objective(p, support=s, query=q), sample, key,
+                         steps=steps, lr=meta_lr, steps_per_call=steps_per_call)
     jax.block_until_ready(out[0])
     return time.perf_counter() - start, out[2]
 
@@ -234,7 +234,7 @@ traces = []
 @jax.jit
 def query_mse(params, support, query, inner_lr):
     traces.append(support[0].shape)               # runs at trace time only
-    return maml.task_loss(loss_fn, params, support, query, inner_lr)
+    return maml.task_loss(params, loss_fn, support, query, inner_lr)
 
 task = sinusoid.sample_tasks(jax.random.fold_in(key, 2), 1, 20, 10)
 one = lambda k: ((task.support_x[0, :k], task.support_y[0, :k]), (task.query_x[0], task.query_y[0]))
@@ -268,7 +268,7 @@ fresh_traces = []
 def slow_pattern(i):
     def objective(p):
         fresh_traces.append(i)
-        return maml.task_loss(loss_fn, p, *one(10), inner_lr)
+        return maml.task_loss(p, loss_fn, *one(10), inner_lr)
     return jax.jit(objective)(params)           # a new function object each call
 
 start = time.perf_counter()

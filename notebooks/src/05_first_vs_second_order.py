@@ -69,7 +69,7 @@ def reptile_objective(params, support, query):
     """Mean over tasks of ½‖θ − sg(φ)‖²; its gradient is the Reptile direction mean(θ − φ)."""
     def one_task(s, q):
         data = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), s, q)
-        phi = maml.inner_loop(loss_fn, params, data, reptile_inner_lr, reptile_steps, first_order=True)
+        phi = maml.inner_loop(params, loss_fn, data, reptile_inner_lr, reptile_steps, first_order=True)
         phi = jax.lax.stop_gradient(phi)
         return 0.5 * sum(jnp.sum((p - f) ** 2) for p, f in zip(jax.tree.leaves(params), jax.tree.leaves(phi)))
     return jnp.mean(jax.vmap(one_task)(support, query))
@@ -102,9 +102,9 @@ def run(name, objective):
         angle, dropped = probe_angle(params, jax.random.fold_in(probe_key, step))
         log["step"].append(step); log["angle"].append(float(angle)); log["dropped"].append(float(dropped))
         last[0] = time.perf_counter()
-    params, _, losses = train.optimize(lambda p, s, q: objective(p, support=s, query=q), params0, sample,
+    params, _, losses = train.optimize(params0, lambda p, s, q: objective(p, support=s, query=q), sample,
                                        train_key, steps=meta_steps, lr=meta_lr, steps_per_call=steps_per_call,
-                                       on_chunk=on_chunk, desc=name)
+                                       on_chunk=on_chunk)
     # Time per step: chunks after the first (which includes compiling), median.
     chunk_times = log["chunk_seconds"][1:] or log["chunk_seconds"]
     log["ms_per_step"] = 1e3 * float(np.median(chunk_times)) / steps_per_call

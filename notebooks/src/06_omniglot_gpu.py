@@ -23,13 +23,12 @@ cpu_meta_steps = 600      # meta-steps when no GPU is found (a small run)
 filters = 64              # conv filters per layer (the paper: 64)
 eval_tasks = 600          # meta-test tasks (the paper: 600)
 eval_every = 200          # meta-steps between test evaluations on the CPU
-data = None               # None: $MINIMAML_OMNIGLOT_DIR or ../../shared/omniglot, else download
+data = None               # None: $MINIMAML_OMNIGLOT_DIR if set, else the download cache
 seed = 0
 results_path = None
 
 # %%
 import json
-import os
 import pathlib
 import time
 
@@ -75,9 +74,6 @@ print("JAX", jax.__version__, "on", jax.devices())
 # fresh permutation in every task the only way to score is to adapt.
 
 # %%
-if data is None:
-    local = pathlib.Path(os.environ.get("MINIMAML_OMNIGLOT_DIR", "../../shared/omniglot"))
-    data = str(local) if local.exists() else None     # None: download the official zips
 start = time.perf_counter()
 omniglot = og.load(data, progress=False)
 print(f"{len(omniglot.ids)} characters x {omniglot.images.shape[1]} drawings of "
@@ -253,7 +249,7 @@ display(Markdown("\n".join(table)))
 
 # %% [markdown]
 # With the paper's 60,000 steps (a GPU, or a long CPU run with
-# `python -m minimaml.omniglot --ways 5 --shots 1 --data ../shared/omniglot --out runs/o5`,
+# `python -m minimaml.omniglot --ways 5 --shots 1 --out runs/o5` (data from `$MINIMAML_OMNIGLOT_DIR` or the download cache),
 # resumable after an interruption) the accuracy climbs toward the paper's; measured
 # CPU and GPU runs are recorded in `BENCHMARKS.md`.
 #

@@ -1,0 +1,38 @@
+"""`pip install minimaml` needs only jax, optax and numpy: the core imports and trains in a
+fresh virtual environment without the notebook or Omniglot extras."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+CORE_RUN = """
+import importlib.util, jax
+import minimaml.maml, minimaml.train, minimaml.evaluate
+from minimaml.sinusoid.tasks import init_params, sine_loss, task_sampler
+absent = [m for m in ("matplotlib", "ipywidgets", "ipympl", "tqdm", "pooch", "PIL", "jupyterlab")
+          if importlib.util.find_spec(m) is not None]
+assert not absent, f"extras installed with the core: {absent}"
+params, _, losses = minimaml.train.meta_train(
+    init_params(jax.random.key(0)), sine_loss, task_sampler(2, 5, 5), jax.random.key(1),
+    meta_steps=5, inner_lr=0.01, steps_per_call=5)
+print("core ok", minimaml.__file__, len(losses))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_core_installs_imports_and_trains_without_the_extras(tmp_path):
+    venv = tmp_path / "core-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(ROOT)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-3000:]
+    # Run outside the checkout, so the installed copy is imported, not ./minimaml.
+    result = subprocess.run([str(python), "-c", CORE_RUN], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "core ok" in result.stdout and str(venv) in result.stdout

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root without this flag.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: venv lab test bench notebooks clean
+.PHONY: venv lab test bench notebooks book clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,9 @@ bench: venv
 notebooks: venv
 	$(BIN)/python scripts/build_notebooks.py --execute
 
+# The course website from the committed notebooks as they are (nothing runs): book/_build/html.
+book: venv
+	$(BIN)/python scripts/build_book.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache book/_build

@@ -1,71 +1,106 @@
 """Build the course notebooks from their sources, run them, and keep their JSON clean.
 
-Each chapter is written as a plain Python file in ``notebooks/src/`` in the "percent"
-format (``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose lines
-start with ``# ``; ``# %% tags=["parameters"]`` tags a cell). This script turns them
-into ``notebooks/*.ipynb``:
+Each chapter is written as a plain Python file in ``notebooks/src/`` in jupytext's
+"percent" format (``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose
+lines start with ``# ``; ``# %% tags=["parameters"]`` tags a cell). jupytext turns them
+into ``notebooks/*.ipynb``; this script adds the cleaning and the full-size runs:
 
     python scripts/build_notebooks.py 05 --force        # build, no outputs (replaces a run's)
     python scripts/build_notebooks.py 03 --execute      # build, run at full size, commit-ready
     python scripts/build_notebooks.py --clean-only 03   # strip noise from an .ipynb run in Lab
     python scripts/build_notebooks.py --sync-markdown 03  # prose edits only: keep the run's outputs
+    python scripts/build_notebooks.py --colab-cell      # refresh every chapter's Colab setup cell
 
 Executing uses papermill with the notebook's own (full-size) parameters, in a fresh
 kernel started in ``notebooks/``. The result is cleaned (no papermill/timing metadata,
 no kernel version noise, fixed cell ids) and refused if it holds an error output or
 is larger than ``--max-mb``.
+
+Every chapter starts with a Colab setup cell (see ``colab_cell``): on Colab it installs
+minimaml from the repository named in ``pyproject.toml``'s ``[project.urls]``; anywhere
+else it does nothing. ``--colab-cell`` writes it into the sources and, without running
+anything, into the committed notebooks (their other cells and outputs are kept as they are).
 """
 import argparse
-import ast
 import html
+import json
 import pathlib
 import re
 import sys
 
+import jupytext
 import nbformat
+
+try:
+    import tomllib
+except ModuleNotFoundError:      # Python 3.10
+    import tomli as tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "src"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-_MARKER = re.compile(r"^# %%(?P<markdown> \[markdown\])?(?:\s+tags=(?P<tags>\[.*\]))?\s*$")
+
+# The Colab cell is left out of the course website (readers there have the launch menu).
+COLAB_TAGS = ["remove-cell"]
+COLAB_MARKER = "# %% tags=" + json.dumps(COLAB_TAGS)
+COLAB_FIRST_LINE = "# Colab only: install minimaml"
+COLAB_CELL = """\
+{first_line} and enable ipympl's widgets (MINIMAML_INSTALL_FROM=<pip source> forces it elsewhere).
+import os, subprocess, sys
+if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
+    source = os.environ.get("MINIMAML_INSTALL_FROM", "git+{repository}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"minimaml[{extras}] @ {{source}}"], check=True)
+    if "google.colab" in sys.modules: from google.colab import output; output.enable_custom_widget_manager()"""
+_IMPORTS_OMNIGLOT = re.compile(
+    r"^\s*(from minimaml import .*\bomniglot\b|from minimaml\.omniglot import|import minimaml\.omniglot)",
+    re.MULTILINE)
 
 
-def parse_percent(text):
-    """Split a percent-format script into ``[(cell_type, source, tags), ...]``."""
-    cells, kind, tags, lines = [], None, [], []
+def repository_url():
+    """The repository's address: ``[project.urls] Repository`` in pyproject.toml, its one home."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        urls = tomllib.load(f)["project"].get("urls", {})
+    if not urls.get("Repository"):
+        raise SystemExit("pyproject.toml: [project.urls] has no Repository entry")
+    return urls["Repository"].rstrip("/")
 
-    def flush():
-        if kind is None:
-            return
-        body = "\n".join(lines).strip("\n")
-        if kind == "markdown":
-            body = "\n".join(re.sub(r"^# ?", "", line) for line in body.splitlines())
-        if body.strip():
-            cells.append((kind, body, tags))
 
-    for line in text.splitlines():
-        match = _MARKER.match(line)
-        if match:
-            flush()
-            kind = "markdown" if match["markdown"] else "code"
-            tags = ast.literal_eval(match["tags"]) if match["tags"] else []
-            lines = []
-        elif kind is not None:
-            lines.append(line)
-    flush()
-    return cells
+def colab_cell(source_text, repository=None):
+    """The setup cell for the chapter whose source is ``source_text``: on Colab (or with
+    MINIMAML_INSTALL_FROM set) it pip-installs minimaml with the extras the chapter
+    needs; anywhere else it does nothing."""
+    extras = ["notebooks"] + (["omniglot"] if _IMPORTS_OMNIGLOT.search(source_text) else [])
+    return COLAB_CELL.format(first_line=COLAB_FIRST_LINE, extras=",".join(extras),
+                             repository=repository or repository_url())
+
+
+def with_colab_cell(source_text, repository=None):
+    """``source_text`` whose first cell is the current Colab cell (replaced or inserted)."""
+    body = source_text
+    if source_text.startswith(f"{COLAB_MARKER}\n{COLAB_FIRST_LINE}"):
+        next_cell = source_text.find("\n# %%")
+        body = source_text[next_cell + 1:] if next_cell >= 0 else ""
+    return f"{COLAB_MARKER}\n{colab_cell(body, repository)}\n\n{body}"
+
+
+def insert_colab_cell(nb, cell_source):
+    """Put ``cell_source`` first in ``nb`` (replacing an older Colab cell), touching no other cell."""
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "code" and first.source.startswith(COLAB_FIRST_LINE):
+        first.source = cell_source
+    else:
+        cell = nbformat.v4.new_code_cell(cell_source)
+        cell.metadata["tags"] = list(COLAB_TAGS)
+        nb.cells.insert(0, cell)
+    _number_cells(nb)
+    return nb
 
 
 def build(source_path):
-    """A fresh, unexecuted notebook from one percent-format source file."""
-    nb = nbformat.v4.new_notebook()
-    for i, (kind, body, tags) in enumerate(parse_percent(source_path.read_text())):
-        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        cell = make(body)
-        if tags:
-            cell.metadata["tags"] = list(tags)
-        nb.cells.append(cell)
+    """A fresh, unexecuted notebook from one percent-format source file (blank cells dropped)."""
+    nb = jupytext.read(source_path, fmt="py:percent")
+    nb.cells = [cell for cell in nb.cells if cell.source.strip()]
     return clean(nb)
 
 
@@ -111,11 +146,16 @@ def clean(nb):
             continue
         cell.metadata = nbformat.from_dict({"tags": tags} if tags else {})
         cells.append(cell)
-    for i, cell in enumerate(cells):
-        cell.id = f"cell-{i:02d}"
     nb.cells = cells
-    nb.nbformat, nb.nbformat_minor = 4, 5
+    _number_cells(nb)
     return nb
+
+
+def _number_cells(nb):
+    """Cell ids by position (``cell-00``, ...), so that a rebuild does not change them."""
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"
+    nb.nbformat, nb.nbformat_minor = 4, 5
 
 
 def check_clean(nb, name, max_mb):
@@ -174,6 +214,9 @@ def main(argv=None):
     parser.add_argument("--sync-markdown", action="store_true",
                         help="copy markdown cells from the source into the executed notebook; "
                              "refuses if any code cell differs (then rerun with --execute)")
+    parser.add_argument("--colab-cell", action="store_true",
+                        help="write the current Colab setup cell first in each source and "
+                             "committed notebook (runs nothing; other cells stay as they are)")
     parser.add_argument("--force", action="store_true",
                         help="without --execute: overwrite a notebook that holds outputs")
     parser.add_argument("--max-mb", type=float, default=1.5)
@@ -196,6 +239,14 @@ def main(argv=None):
         return 2
     for src in sources:
         path = NOTEBOOKS / (src.stem + ".ipynb")
+        if args.colab_cell:
+            text = with_colab_cell(src.read_text())
+            src.write_text(text)
+            if path.exists():
+                nbformat.write(insert_colab_cell(nbformat.read(path, as_version=4),
+                                                 colab_cell(text)), path)
+            print(f"{src.name}, {path.name}: Colab cell written")
+            continue
         if args.sync_markdown:
             print(f"{path.name}: {sync_markdown(src, path)} markdown cells updated")
             continue

@@ -163,7 +163,9 @@ def test_committed_notebook_is_clean(path):
     assert code, "a chapter without code"
     assert any("parameters" in c.metadata.get("tags", []) for c in code) or len(code) < 3, \
         "long runs must take their size from a cell tagged `parameters`"
-    assert all(c.execution_count is not None for c in code), \
+    # The Colab setup cell may have been written in after the run (build_notebooks.py --colab-cell).
+    ran = [c for c in code if not c.source.startswith("# Colab only:")]
+    assert all(c.execution_count is not None for c in ran), \
         "commit notebooks with outputs from a full run (scripts/build_notebooks.py --execute)"
     for cell in code:
         assert set(cell.metadata) <= {"tags", "jupyter", "collapsed", "scrolled"}, cell.metadata

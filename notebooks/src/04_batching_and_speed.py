@@ -1,3 +1,11 @@
+# %% tags=["remove-cell"]
+# Colab only: install minimaml and enable ipympl's widgets (MINIMAML_INSTALL_FROM=<pip source> forces it elsewhere).
+import os, subprocess, sys
+if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
+    source = os.environ.get("MINIMAML_INSTALL_FROM", "git+https://github.com/minimaml/minimaml")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"minimaml[notebooks] @ {source}"], check=True)
+    if "google.colab" in sys.modules: from google.colab import output; output.enable_custom_widget_manager()
+
 # %% [markdown]
 # # Chapter 4 — Batching and speed: loop, `vmap`, `jit`, `lax.scan`
 #

@@ -49,6 +49,11 @@ def card():
 
 def record(result_dir):
     from benchmarks.report import write_section
+    result = json.loads((pathlib.Path(result_dir) / "omniglot_gpu.json").read_text())
+    if result["backend"] != "gpu":
+        print(f"error: {result_dir} holds a run on {result['backend']!r}, not a GPU run; "
+              f"nothing recorded", file=sys.stderr)
+        return 2
     text = (pathlib.Path(result_dir) / "omniglot_gpu.md").read_text()
     write_section("omniglot_gpu", text)
     print(text)
@@ -142,7 +147,9 @@ def main(argv=None):
     (out / "omniglot_gpu.json").write_text(json.dumps(result, indent=1))
 
     acc = metrics["test_accuracy"]
-    lines = ["## Omniglot MAML on a GPU", "",
+    title = ("## Omniglot MAML on a GPU" if result["backend"] == "gpu" else
+             f"## Omniglot GPU script, dry run on {result['backend']} (not a GPU result)")
+    lines = [title, "",
              f"Card: {result['card']}; jax {result['jax']} ({result['backend']}), "
              f"Python {result['python']}. Command: `python3 benchmarks/omniglot_gpu.py "
              f"--data runs/gpu_data --deadline {args.deadline:.0f}` (one device call); "
@@ -167,4 +174,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -74,7 +74,7 @@ def test_chapter_starts_with_the_current_colab_cell(source):
 def test_only_the_omniglot_chapter_installs_the_omniglot_extra():
     extras = {s.stem: _cell_extras(builder.colab_cell(s.read_text())) for s in SOURCES}
     assert all("notebooks" in e for e in extras.values())
-    assert {name for name, e in extras.items() if "omniglot" in e} == {"06_omniglot_gpu"}
+    assert {name for name, e in extras.items() if "omniglot" in e} == {"06_omniglot"}
 
 
 def _run_cell(python, cell, env):

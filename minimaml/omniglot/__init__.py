@@ -6,6 +6,9 @@
 - :mod:`.experiment`  the config, a checkpointed training run, the meta-test
 - :mod:`.checkpoint`  one npz per run: params, optimizer state, step, record
 - :mod:`.plots`       the learning curve
+- :mod:`.shipped`     checked loading of a θ from a file; the θ shipped with minimaml
+- :mod:`.evaluation`  meta-testing a θ without training (``... omniglot evaluate``)
+- :mod:`.baselines`   transfer, scratch and nearest-class-mean baselines
 - :mod:`.cli`         the command line, ``python -m minimaml.omniglot``
 """
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -13,8 +16,10 @@ from .cli import main, parse_args
 from .data import (BASE_URL, DATA_DIR_VARIABLE, DRAWINGS, FULL_NPZS, FULL_ZIPS, IMAGE_SIZE,
                    NUM_CHARACTERS, OFFICIAL_SHA256, DataUnavailable, Omniglot, data_dir,
                    default_cache_dir, download, load, resize, verify)
+from .evaluation import evaluate_main, evaluate_params
 from .experiment import Config, evaluate, init_params, paper_config, run, split_images, train
 from .model import ConvNet, GroupedAccuracy, classifier, task_accuracies
 from .plots import plot
+from .shipped import SHIPPED, load_params, shipped_params, shipped_path
 from .tasks import (OmniglotTasks, check_task_shape, query_groups, sample_tasks,
                     split_characters, task_sampler)

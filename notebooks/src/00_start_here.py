@@ -33,7 +33,7 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # | [03 MAML on sinusoids](03_maml_sinusoid.ipynb) | the paper's 70,000-step experiment on a CPU, the meta-test protocol, Fig. 2, Fig. 3 and the K = 5 table beside the paper's |
 # | [04 Batching and speed](04_batching_and_speed.ipynb) | Python loop → `vmap` → `jit` → `lax.scan`, timed on your machine; when JAX recompiles |
 # | [05 First or second order?](05_first_vs_second_order.ipynb) | MAML vs first-order MAML vs Reptile: error, speed, gradient angle; memory of many inner steps and `jax.checkpoint` |
-# | [06 Omniglot on a GPU](06_omniglot_gpu.ipynb) | few-shot image classification, the paper's Omniglot experiment |
+# | [06 Omniglot](06_omniglot.ipynb) | few-shot image classification, the paper's Omniglot experiment |
 # | [07 Playground](07_playground.ipynb) | a live widget: pick K, α and the number of steps and watch MAML and the baseline adapt |
 #
 # Chapters 1–5 run on a laptop CPU in minutes each; read them in order. Chapter 6

@@ -205,6 +205,7 @@ def test_features_are_what_the_head_reads_and_the_new_head_is_blank():
     assert np.shape(blank[-1]["w"]) == (6, 3) and not np.any(conv_apply(blank, x))
 
 
+@pytest.mark.slow
 def test_finetune_accuracies_match_task_accuracies_at_the_listed_steps(full_data):
     config = og.paper_config(5, 1, eval_tasks=6, filters=4)
     _, test_images = og.split_images(full_data, config)

@@ -32,7 +32,7 @@ shots = 1                 # K: labelled examples per class
 meta_steps = 300          # section 6's short meta-training run (the shipped θ trained far longer)
 filters = 64              # conv filters per layer (the paper: 64)
 eval_tasks = 600          # meta-test tasks (the paper: 600)
-pretrain_steps = 3000     # the transfer baseline's 1,200-way pretraining (section 10)
+pretrain_steps = 8000     # the transfer baseline's 1,200-way pretraining (section 10)
 finetune_steps = 50       # the baselines' long fine-tuning budget (section 10)
 data = None               # None: $MINIMAML_OMNIGLOT_DIR if set, else the download cache
 seed = 0
@@ -95,9 +95,10 @@ print(f"{len(omniglot.ids)} characters x {omniglot.images.shape[1]} drawings of 
 # %% [markdown]
 # ## 2. The split: characters never seen in training
 #
-# As in the paper (after Santoro et al., 2016): 1,200 characters for meta-training,
-# the remaining 423 for the meta-test, chosen irrespective of alphabet by a seeded
-# permutation (`og.split_characters`), so no test character is ever seen in training.
+# As in the paper (Section 5.2, following Vinyals et al., 2016): 1,200 characters for
+# meta-training, the remaining 423 for the meta-test, chosen irrespective of alphabet —
+# here by a seeded permutation (`og.split_characters`) — so no test character is ever
+# seen in training.
 
 # %%
 config = og.paper_config(ways, shots, filters=filters, eval_tasks=eval_tasks, seed=seed)
@@ -111,9 +112,10 @@ print("meta-train characters:", len(train_idx), " meta-test characters:", len(te
 #
 # One N-way K-shot task with Q queries per class, in plain NumPy: pick N distinct
 # characters — **their random order is the label permutation**: label n goes to the
-# n-th character picked — give each a random quarter-turn (the paper's augmentation:
-# a turned character is a new class, applied to all its drawings in the task), and
-# take K + Q distinct drawings of each, the first K for the support set.
+# n-th character picked — give each a random quarter-turn (the paper's augmentation,
+# after Santoro et al., 2016: rotations by multiples of 90°; the turn applies to all
+# of that character's drawings in the task), and take K + Q distinct drawings of each,
+# the first K for the support set.
 #
 # Why permute labels per task? If "label 0" always meant the same kind of character,
 # the network could memorise it without looking at the support set. With a fresh
@@ -495,9 +497,9 @@ display(Markdown(
 # the paper's Table 1, is in BENCHMARKS.md (section "Omniglot: the paper's four
 # settings on the CPU", with each run's command, wall time, CPU time and steps) and
 # the README. The paper trains each for 60,000 meta-steps; on 2 CPU cores that is
-# hours for 5-way 1-shot and days for the 20-way settings (the same section gives the
-# measured seconds per step and the projected time), so those runs stop far short of
-# it.
+# hours of CPU time for the 5-way settings and days for the 20-way ones (the same
+# section gives the measured seconds per step and the projected time), so these runs
+# stop far short of it.
 #
 # The paper's 60,000-step budget is a job for a GPU. `benchmarks/omniglot_gpu.py` is a
 # prepared script for one (tasks/s, then a 5-way 1-shot run of up to 60,000 steps);

@@ -72,25 +72,38 @@ def seconds_per_iteration(config, train_images, chunk: int, chunks: int) -> dict
 
 
 def measure(args) -> dict:
+    """Time the chosen settings; merge them into speed.json (other settings kept)."""
     from minimaml import omniglot as og
     data = og.load(args.data, progress=False)
-    result = {"machine": machine_description(), "load_before": load_average(),
-              "settings": []}
-    for ways, shots in SETTINGS:
+    out = pathlib.Path(args.runs)
+    speed_path = out / "speed.json"
+    old = json.loads(speed_path.read_text()) if speed_path.exists() else {"settings": []}
+    chosen = [tuple(int(v) for v in s.split("x")) for s in args.settings]
+    kept = [s for s in old["settings"] if (s["ways"], s["shots"]) not in chosen]
+    for s in kept:  # speed.json files from before loads were recorded per setting
+        s.setdefault("load_before", old.get("load_before", "?"))
+        s.setdefault("load_after", old.get("load_after", "?"))
+    measured = []
+    for ways, shots in chosen:
         config = og.paper_config(ways, shots)
         train_images, _ = og.split_images(data, config)
         chunk = args.chunk if ways == 5 else max(1, args.chunk // 4)
+        load_before = load_average()
         r = seconds_per_iteration(config, train_images, chunk, args.chunks)
         r.update(ways=ways, shots=shots, meta_batch=config.meta_batch,
                  inner_steps=config.inner_steps, inner_lr=config.inner_lr,
                  projected_hours_wall=round(PAPER_STEPS * r["wall_s_per_step"] / 3600, 1),
-                 projected_hours_cpu=round(PAPER_STEPS * r["cpu_s_per_step"] / 3600, 1))
-        result["settings"].append(r)
+                 projected_hours_cpu=round(PAPER_STEPS * r["cpu_s_per_step"] / 3600, 1),
+                 load_before=load_before, load_after=load_average(),
+                 machine=machine_description(),
+                 measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+        measured.append(r)
         print(json.dumps(r), flush=True)
-    result["load_after"] = load_average()
-    out = pathlib.Path(args.runs)
+    order = {s: i for i, s in enumerate(SETTINGS)}
+    settings = sorted(kept + measured, key=lambda s: order.get((s["ways"], s["shots"]), 99))
+    result = {"machine": machine_description(), "settings": settings}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.json").write_text(json.dumps(result, indent=1))
+    speed_path.write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -202,8 +215,11 @@ def record(args) -> str:
     lines += table(rows, speed)
     if speed:
         lines += ["", f"Speed: `python benchmarks/omniglot_settings.py measure` (median of "
-                  f"timed chunks after a compile chunk; load average before "
-                  f"{speed['load_before']}, after {speed['load_after']}). Runs' load "
+                  f"timed chunks after a compile chunk). Load averages while timing "
+                  f"(before → after): " + "; ".join(
+                      f"{s['ways']}-way {s['shots']}-shot {s['load_before']} → "
+                      f"{s['load_after']} ({s.get('measured', 'earlier')})"
+                      for s in speed["settings"]) + ". Runs' load "
                   f"averages (before → after): " + "; ".join(
                       f"{w}-way {k}-shot {r['load']}" for (w, k), r in rows.items()) + "."]
     text = "\n".join(lines)
@@ -221,6 +237,8 @@ def main(argv=None):
                    "(20-way: a quarter)")
     m.add_argument("--chunks", type=int, default=2)
     m.add_argument("--runs", default=str(DEFAULT_DIR))
+    m.add_argument("--settings", nargs="+", default=[f"{w}x{k}" for w, k in SETTINGS],
+                   help="WAYSxSHOTS settings to time (default: all four)")
     r = sub.add_parser("run", help="one budgeted CLI run, its wall and CPU time recorded")
     r.add_argument("--ways", type=int, required=True)
     r.add_argument("--shots", type=int, required=True)

@@ -12,9 +12,12 @@ import pathlib
 import re
 import warnings
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .data import Omniglot
 
 IMAGE_SIZE = 28
 DRAWINGS = 20
@@ -56,7 +59,7 @@ def _too_large(name: str, size: int) -> ValueError:
                       f"({MAX_PNG_BYTES:,} at most); refusing it (a corrupt or hostile file?)")
 
 
-def assemble(images: dict, alphabets: dict, source: Any):
+def assemble(images: dict, alphabets: dict, source: Any) -> "Omniglot":
     """{(id, drawer): (28, 28)} + {id: alphabet} -> Omniglot, checking 20 drawings each."""
     from .data import Omniglot
     ids = sorted({i for i, _ in images})
@@ -73,7 +76,7 @@ def assemble(images: dict, alphabets: dict, source: Any):
     return Omniglot(out, np.array(ids), np.array([alphabets[i] for i in ids]))
 
 
-def read_zip(path: pathlib.Path):
+def read_zip(path: pathlib.Path) -> "Omniglot":
     """An official archive (``.../Alphabet/characterNN/NNNN_DD.png``)."""
     images, alphabets = {}, {}
     try:
@@ -98,7 +101,7 @@ def read_zip(path: pathlib.Path):
     return assemble(images, alphabets, path)
 
 
-def read_png_dir(path: pathlib.Path):
+def read_png_dir(path: pathlib.Path) -> "Omniglot":
     """A folder holding the official tree of PNGs (at any depth)."""
     images, alphabets = {}, {}
     for png_path in sorted(pathlib.Path(path).rglob("*.png")):
@@ -171,7 +174,7 @@ def character_ids(labels: np.ndarray, path: Any) -> np.ndarray:
     return ids
 
 
-def read_npz(path: pathlib.Path):
+def read_npz(path: pathlib.Path) -> "Omniglot":
     """The offline conversion: ``images`` (C, 20, H, W), background high (bool stored as
     0/255 bytes in the shipped files), ``labels`` (C, 20) character ids; alphabets from
     ``id_to_alphabet.json`` beside it."""

@@ -21,7 +21,7 @@ from ..progress import ProgressBar, chain
 from ..runs import Interrupted, RunFolder, StopOnInterrupt, check_memory, versions
 from ..train import TrainingDiverged, meta_train, pretrain
 from ..types import OnChunk, PyTree
-from .tasks import init_params, sample_tasks, sine_loss, task_sampler
+from .tasks import SineTasks, init_params, sample_tasks, sine_loss, task_sampler
 
 
 MAX_STEPS = 2**31 - 1     # training steps are counted in 32-bit integers on the device
@@ -133,7 +133,7 @@ def train(config: Config, progress: bool = True,
     return maml_params, pre_params, history
 
 
-def evaluation_tasks(config: Config, shots: int):
+def evaluation_tasks(config: Config, shots: int) -> SineTasks:
     """The fixed, fresh meta-test tasks for K = ``shots`` (seeded apart from training)."""
     key = jax.random.fold_in(jax.random.key(config.seed), 10_000 + shots)
     return sample_tasks(key, config.eval_tasks, shots, config.eval_query)

@@ -60,6 +60,8 @@ def check_number(value: Any, name: str, low: float, high: float = math.inf) -> f
     """Return ``value`` as a float; raise ValueError unless it is a number (not NaN) in
     ``[low, high]`` (an infinite ``high`` admits any finite number above ``low``)."""
     number = _as_float(value)
+    if isinstance(value, np.floating):   # bounds as the value's precision holds them:
+        low, high = float(value.dtype.type(low)), float(value.dtype.type(high))  # float32(0.1)
     if number is None or not (low <= number <= high) or not math.isfinite(number):
         allowed = f"a finite number >= {low:g}" if high == math.inf \
             else f"a number in {low:g}..{high:g}"

@@ -2,8 +2,8 @@
 import argparse
 
 from ..cli import CommandLine, Flag
-from ..runs import RunFolder
-from .data import BASE_URL, data_dir, load
+from ..runs import RunFolder, memory_limit
+from .data import BASE_URL, DataUnavailable, data_dir, load
 from .experiment import Config, paper_config, run
 
 
@@ -66,9 +66,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = paper_config(**COMMAND_LINE.config_fields(args))
+    memory_limit(args.memory_limit_gb)
     progress = not args.no_progress
     with RunFolder(args.out):        # checked and locked before the data is read
-        data = load(args.data, progress=progress)
+        try:
+            data = load(args.data, progress=progress)
+        except (ValueError, FileNotFoundError) as err:
+            if args.data is None or isinstance(err, DataUnavailable):
+                raise
+            raise type(err)(f"--data: {err}") from None
         source = args.data or data_dir() or f"downloaded from {BASE_URL}"
         _, metrics, _ = run(config, data, args.out, progress=progress,
                             log=lambda m: print(m, flush=True),

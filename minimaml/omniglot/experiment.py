@@ -56,9 +56,10 @@ class Config:
     max_train_seconds: float = 0.0   # stop early after this much training (0: no limit)
 
     def __post_init__(self):
-        for name in ("shots", "queries", "meta_batch", "filters", "blocks",
+        for name in ("queries", "meta_batch", "filters", "blocks",
                      "train_characters", "eval_tasks", "eval_queries", "steps_per_call"):
             check_int(getattr(self, name), name, 1)
+        check_int(self.shots, "shots", 1, DRAWINGS - 1)
         check_int(self.meta_steps, "meta_steps", 1, MAX_STEPS)
         check_int(self.ways, "ways", 2)
         check_int(self.eval_every, "eval_every", 0)
@@ -76,9 +77,9 @@ class Config:
                                 self.eval_queries)
         for name in ("queries", "eval_queries"):
             if getattr(self, name) > DRAWINGS - self.shots:
-                raise ArgumentError(name, f"at most {DRAWINGS - self.shots}", getattr(self, name),
-                                    f" (each character has {DRAWINGS} drawings, shots="
-                                    f"{self.shots} of them in the support set)")
+                raise ArgumentError(name, f"at most {DRAWINGS - self.shots} (each character "
+                                    f"has {DRAWINGS} drawings, shots={self.shots} of them in "
+                                    f"the support set)", getattr(self, name))
 
     def validate(self) -> "Config":
         """The checks already ran when the config was made; kept for callers that ask."""

@@ -164,13 +164,13 @@ def character_ids(labels: np.ndarray, path: Any) -> np.ndarray:
                          f"({sorted(set(labels[mixed[0]].tolist()))[:4]}); each row is the "
                          f"{DRAWINGS} drawings of one character")
     ids = labels[:, 0]
-    unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
+    unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         repeated = unique[counts > 1][0]
         rows = np.flatnonzero(ids == repeated)[:2].tolist()
         raise ValueError(f"{path}: rows {rows[0]} and {rows[1]} have the same character id "
-                         f"{repeated} ({int((counts > 1).sum())} ids repeat); each row must be "
-                         f"its own character")
+                         f"{repeated} ({len(ids) - len(unique)} rows repeat an earlier row's "
+                         f"id); each row must be its own character")
     return ids
 
 

@@ -157,7 +157,6 @@ def describe_os_error(err: OSError) -> str:
     reason = err.strerror or _first_line(err)
     hint = {errno.ENOSPC: "; free some space, or write elsewhere (--out)",
             errno.EDQUOT: "; free some space, or write elsewhere (--out)",
-            errno.EACCES: "; choose a place you may write to",
             errno.EROFS: "; choose a place you may write to"}.get(err.errno, "")
     return f"{where}{reason}{hint}"
 

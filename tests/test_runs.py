@@ -277,6 +277,24 @@ def test_resume_only_the_same_run_on_the_same_data(tmp_path):
     assert history["data"] == og.data_record(data)
 
 
+def test_a_checkpoint_that_predates_the_data_record_resumes_with_a_warning(tmp_path):
+    from minimaml.train import default_opt_state
+    data, config = fake_omniglot(), tiny_config()
+    og.train(config, data, tmp_path, progress=False)
+    checkpoint = tmp_path / "checkpoint.npz"
+    params = og.init_params(config)
+    step, params, opt_state, state = og.load_checkpoint(checkpoint, params,
+                                                        default_opt_state(params))
+    del state["data"]                                     # as older versions wrote it
+    og.save_checkpoint(checkpoint, step, params, opt_state, state)
+    log = []
+    _, history = og.train(dataclasses.replace(config, meta_steps=3), data, tmp_path,
+                          progress=False, log=log.append)
+    assert log[0] == (f"warning: {checkpoint} does not record its data (an older checkpoint); "
+                      f"assuming it was trained on this data")
+    assert history["steps"] == 3 and history["data"] == og.data_record(data)
+
+
 def test_metrics_record_the_data(tmp_path):
     data = fake_omniglot()
     _, metrics, _ = og.run(tiny_config(), data, tmp_path, progress=False, data_source="here")

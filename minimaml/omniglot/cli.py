@@ -1,5 +1,6 @@
 """The command line ``python -m minimaml.omniglot``: MAML few-shot classification."""
 import argparse
+import sys
 
 from ..cli import CommandLine, Flag
 from ..runs import RunFolder, memory_limit
@@ -84,4 +85,9 @@ def _run(args: argparse.Namespace) -> int:
           f"test accuracy {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f}% "
           f"({config.eval_tasks} tasks, {config.ways}-way {config.shots}-shot); "
           f"wrote {args.out}/metrics.json and {args.out}/learning_curve.png")
+    diverged = metrics["evals"][-1].get("diverged_tasks", 0)
+    if diverged:
+        print(f"warning: fine-tuning diverged on {diverged} of {config.eval_tasks} meta-test "
+              f"tasks; they count as wrong (see diverged_tasks in metrics.json)",
+              file=sys.stderr)
     return 0

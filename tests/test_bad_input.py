@@ -282,11 +282,12 @@ def test_item06_float_images_are_read_as_numbers_not_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("images, labels, message", [
-    (None, np.ones((8, 20), int), "rows 0 and 1 have the same character id 1 (7 rows repeat an earlier "
-                                   "row's id); each row must be its own character"),
+    (None, np.ones((8, 20), int), "rows 0 and 1 have the same character id 1 (7 rows repeat "
+                                  "an earlier row's id); each row must be its own character"),
     (None, np.arange(160).reshape(8, 20), "row 0 of labels holds several character ids"),
     ("inverted", None, "the images are mostly ink (9"),
-    ("float255", None, "images of dtype float32 must hold values in 0..1 (0 = ink); found 0.0..255"),
+    ("float255", None, "images of dtype float32 must hold values in 0..1 (0 = ink); found "
+                       "0.0..255"),
     ("strings", None, "images must be bool, integers or floats; got dtype <U1"),
     ("wide", None, "drawings of 3000x1 pixels, larger than 2048x2048"),
 ])
@@ -392,7 +393,8 @@ def test_item09_omniglot_meta_test_divergence_is_reported(tmp_path, fake_npz, ca
     _, test_images = og.split_images(data, config)
     with pytest.raises(TrainingDiverged, match=r"fine-tuning diverged at meta-test on 4 of 4 "
                                                r"tasks, the weights becoming non-finite at step "
-                                               r"\d; try a smaller learning rate \(inner_lr=1e\+30"):
+                                               r"\d; try a smaller learning rate "
+                                               r"\(inner_lr=1e\+30"):
         og.evaluate(og.init_params(config), test_images, config)
     accuracies = og.evaluate(og.init_params(config), test_images, tiny_config())
     assert np.isfinite(accuracies).all()

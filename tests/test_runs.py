@@ -80,7 +80,8 @@ def test_stale_leftovers_of_killed_runs_are_removed_on_the_next_start(tmp_path):
                            "    f.write(b'half a checkpoint')\n"
                            "    f.flush()\n"
                            "    os.kill(os.getpid(), signal.SIGKILL)\n"
-                           "npz.atomic_write(pathlib.Path(sys.argv[1]) / 'checkpoint.npz', write)\n",
+                           "npz.atomic_write(pathlib.Path(sys.argv[1]) / 'checkpoint.npz',\n"
+                           "                 write)\n",
                      str(tmp_path))
     assert finish(process)[0] == -signal.SIGKILL
     killed_write = npz.temp_path(tmp_path / "checkpoint.npz").with_name(

@@ -117,7 +117,8 @@ class _FiniteAccuracy:
     accuracy: GroupedAccuracy
 
     def __call__(self, params, query):
-        finite = jnp.all(jnp.array([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(params)]))
+        leaves = jax.tree.leaves(params)
+        finite = jnp.all(jnp.array([jnp.isfinite(leaf).all() for leaf in leaves]))
         return jnp.where(finite, self.accuracy(params, query), jnp.nan)
 
 

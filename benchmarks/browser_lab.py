@@ -11,9 +11,10 @@ the page's ``performance.now()`` clock:
   created the input event);
 - ``sent`` / ``received``: every websocket frame the page sends / receives (the kernel's
   channels);
-- ``changes``: every change to a figure's pixels source: a ``drawImage``/``putImageData``
-  on a canvas inside an ipympl figure, or a mutation of the SVG inside a ``.minimaml-live``
-  figure (bqplot);
+- ``changes``: every change to what a widget shows: a ``drawImage``/``putImageData`` on a
+  canvas inside an ipympl figure, or a DOM mutation inside a ``.minimaml-live`` widget
+  (bqplot's SVG, the readouts, the Omniglot images) other than in its controls (a
+  slider's own handle and number move at once, before anything was computed);
 - ``paints``: for each such change, the first moment after the frame that holds it was
   painted (a ``setTimeout(0)`` queued from the next ``requestAnimationFrame``: the task
   after that frame's paint, the usual "next paint" measurement).
@@ -73,7 +74,12 @@ PROBE_JS = r"""
     };
   }
   const start = () => new MutationObserver(records => {
-    if (records.some(r => r.target.closest && r.target.closest('.minimaml-live svg'))) changed();
+    const inWidget = node => {
+      const element = node && (node.nodeType === 1 ? node : node.parentElement);
+      return element && element.closest('.minimaml-live') &&
+        !element.closest('.widget-slider, .widget-play, .widget-button, .widget-toggle-buttons, .minimaml-status');
+    };
+    if (records.some(r => inWidget(r.target))) changed();
   }).observe(document.documentElement, {subtree: true, attributes: true, childList: true,
                                          characterData: true});
   if (document.documentElement) start(); else document.addEventListener('DOMContentLoaded', start);
@@ -118,7 +124,13 @@ def wait_for(condition, what: str, timeout: float = 90.0, every: float = 0.1):
 
 def private_env(home: pathlib.Path) -> dict:
     """An environment whose Jupyter, IPython and matplotlib state lives under ``home``,
-    with JupyterLab's "get news?" pop-up switched off."""
+    with JupyterLab's "get news?" pop-up switched off. The Omniglot cache stays the
+    user's (``MINIMAML_CACHE``), so a kernel does not rebuild it."""
+    try:
+        from minimaml.omniglot import default_cache_dir
+        cache = str(default_cache_dir())
+    except ImportError:
+        cache = os.environ.get("MINIMAML_CACHE", "")
     for sub in ("config", "data", "ipython", "mpl", "tmp", "settings", "workspaces"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     news = home / "settings" / "@jupyterlab" / "apputils-extension"
@@ -129,7 +141,7 @@ def private_env(home: pathlib.Path) -> dict:
             "JUPYTER_DATA_DIR": str(home / "data"), "IPYTHONDIR": str(home / "ipython"),
             "MPLCONFIGDIR": str(home / "mpl"), "TMPDIR": str(home / "tmp"),
             "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "MINIMAML_CACHE": cache,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                         os.environ.get("PYTHONPATH")]))}
 

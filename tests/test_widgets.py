@@ -1,6 +1,7 @@
 """The widgets, headless: what they draw is the library's answer, no control recompiles,
 stills state the control values, bad input is refused. (In the browser: test_browser.py.)"""
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -406,3 +407,35 @@ def test_omniglot_refuses_other_params():
         omniglot_adaptation(params=[{"w": np.ones((3, 3, 1, 8))}])
     with pytest.raises(ValueError, match="inner_lr"):
         omniglot_adaptation(inner_lr=5.0)
+
+
+# -- the chapters' widget cells --------------------------------------------------------------
+
+def _widget_cells():
+    import nbformat
+    notebooks = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks")
+                       .glob("[0-9][0-9]_*.ipynb"))
+    return [(path.name, index, cell.source) for path in notebooks
+            for index, cell in enumerate(nbformat.read(path, as_version=4).cells)
+            if "widget" in cell.metadata.get("tags", [])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook, index, source", _widget_cells(),
+                         ids=lambda v: str(v)[:20] if not isinstance(v, str) or "\n" not in v
+                         else "cell")
+def test_widget_cell_runs_alone_in_a_fresh_kernel(notebook, index, source):
+    """As after a kernel restart: only this cell, nothing above it. It must show the widget
+    (and its still) without an error."""
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o.output_type == "error"], outputs
+    shown = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(shown) == 1, f"{notebook} cell {index}: shown {len(shown)} times"
+    assert "image/png" in shown[0]["data"], "no still for viewers without a kernel"

@@ -7,6 +7,7 @@ latency). matplotlib draws the still (:meth:`LiveWidget.still_figure`), which th
 saved notebook shows where no kernel runs, with the control values in its title.
 """
 import base64
+import contextlib
 import io
 import time
 from typing import Any, Sequence
@@ -77,6 +78,20 @@ def button(description: str, tooltip: str, css: str, icon: str = "") -> widgets.
     return b
 
 
+_SELF_DISPLAY = [True]
+
+
+@contextlib.contextmanager
+def embedded():
+    """Inside this block widgets do not show themselves when made (to place them in a
+    Tab or a page of your own, e.g. the standalone app)."""
+    _SELF_DISPLAY.append(False)
+    try:
+        yield
+    finally:
+        _SELF_DISPLAY.pop()
+
+
 def in_kernel() -> bool:
     """True inside a running Jupyter kernel (a frontend may be watching)."""
     try:
@@ -114,7 +129,7 @@ class LiveWidget(widgets.VBox):
         started = time.perf_counter()
         self.status.value = (f"<span class='minimaml-compiling'>⏳ compiling… {what} "
                              f"(JAX compiles once; the sliders then run without it)</span>")
-        if in_kernel():
+        if in_kernel() and _SELF_DISPLAY[-1]:
             import uuid
 
             from IPython import get_ipython

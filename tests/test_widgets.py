@@ -112,7 +112,7 @@ def test_diverging_alpha_is_shown_and_kept_on_the_plot(pg):
                 if d.diverged_at is not None and d.diverged_at <= 50]
     assert diverged, "α = 1 for 50 steps should diverge for the shipped MAML params"
     assert "diverged" in pg.note.value and "smaller α" in pg.note.value
-    assert "diverged: " + ", ".join(diverged) in pg.drawing.mse.title   # not over the data
+    assert "diverged: " + ", ".join(diverged) in pg.still_figure()._suptitle.get_text()
     for name in diverged:
         assert readout_numbers(pg)[name] == "diverged"
     lines, _ = drawn(pg)
@@ -121,7 +121,7 @@ def test_diverging_alpha_is_shown_and_kept_on_the_plot(pg):
     assert np.all(np.isfinite(pg.drawing.mse_lines.y))
     assert pg.snapshot_png().startswith(b"\x89PNG")
     pg.inner_lr_slider.value = 0.01           # back to normal: the note goes away
-    assert pg.note.value == "" and "diverged" not in pg.drawing.mse.title
+    assert pg.note.value == "" and "diverged" not in pg.still_figure()._suptitle.get_text()
 
 
 def test_still_title_states_the_control_values():

@@ -86,6 +86,7 @@ class SecondOrderExplorer(LiveWidget):
         import bqplot as bq
 
         self.thetas, self.seed, self.batch_index = thetas, seed, 0
+        self._computed: dict = {}
         self.layer_names = [f"layer {i + 1} ({np.shape(layer['w'])[0]}→"
                             f"{np.shape(layer['w'])[1]})"
                             for i, layer in enumerate(next(iter(thetas.values())))] + ["all of θ"]
@@ -143,9 +144,12 @@ class SecondOrderExplorer(LiveWidget):
         return sample_tasks(key, TASKS, SHOTS, SHOTS)
 
     def _compute(self) -> None:
-        tasks = self._tasks()
-        self.gradients = meta_gradients(self.thetas[self.theta_buttons.value], tasks.support,
-                                        tasks.query)
+        key = (self.theta_buttons.value, self.batch_index)
+        if key not in self._computed:   # toggling θ back costs nothing
+            tasks = self._tasks()
+            self._computed[key] = meta_gradients(self.thetas[key[0]], tasks.support,
+                                                 tasks.query)
+        self.gradients = self._computed[key]
         g = self.gradients
         ratio = np.clip(g.dropped / np.maximum(g.second, 1e-30), 1e-4, 10.0)
         self.marks["ratio"][0].y = as_float32(ratio.T)

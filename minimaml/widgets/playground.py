@@ -135,7 +135,8 @@ class Playground(LiveWidget):
             value = "diverged" if diverged else f"{data.query_mse:.3g}"
             cells.append(f"<span style='color:{self.colors[name]}'><b>{name}</b></span> "
                          f"<span class='minimaml-mse'>{value}</span>")
-        return (f"Query MSE on {QUERY_POINTS} fresh points of this task after "
+        task = f"task A = {self.task.amplitude:.2f}, φ = {self.task.phase:.2f}"
+        return (f"Query MSE on {QUERY_POINTS} fresh points of this {task} after "
                 f"{settings_text(shots, self.inner_lr_slider.value, steps)}: "
                 + " &nbsp;·&nbsp; ".join(cells))
 

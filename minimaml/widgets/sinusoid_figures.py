@@ -66,13 +66,11 @@ class LiveAdaptationFigure:
                                    y=np.ones(len(names), np.float32),
                                    colors=[self.colors[n] for n in names], default_size=36,
                                    scales={"x": mx, "y": my})
-        self.marker = bq.Lines(x=np.zeros(2, np.float32), y=as_float32(MSE_CLIP),
-                               colors=["black"], line_style="dotted", stroke_width=1,
-                               scales={"x": mx, "y": my})
-        self.mse.marks = [self.mse_lines, self.marker, self.mse_dots]
+        self.mse.marks = [self.mse_lines, self.mse_dots]
         self.widget = panel_row(*self.fits, self.mse)
         self.widget.add_class("minimaml-figure")
         self._task_key = None
+        self._curves_key = None
 
     def update(self, task: Any, shots: int, inner_lr: float, steps: int,
                current: dict[str, Any], diverged: list) -> None:
@@ -87,12 +85,15 @@ class LiveAdaptationFigure:
                     support.x = as_float32(task.support_x[:shots, 0])
                     support.y = as_float32(task.support_y[:shots, 0])
             self._task_key = task_key
-        self.mse_lines.y = as_float32([current[n].mse_curve for n in names])
+        # Each trait set is one message to the browser: a steps move sends only the fit
+        # lines and the dots (the readout states the settings; the still's title too).
+        curves_key = (id(task), shots, inner_lr)
+        if curves_key != self._curves_key:
+            self.mse_lines.y = as_float32([current[n].mse_curve for n in names])
+            self._curves_key = curves_key
         with self.mse_dots.hold_sync():
             self.mse_dots.x = np.full(len(names), steps, np.float32)
             self.mse_dots.y = as_float32([current[n].mse_curve[steps] for n in names])
-        self.marker.x = np.full(2, steps, np.float32)
-        self.mse.title = title_text(task, shots, inner_lr, steps, diverged)
 
     def sync(self) -> None:
         """Nothing to do: every trait set above has already been sent."""

@@ -10,7 +10,7 @@ import base64
 import contextlib
 import io
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -82,7 +82,7 @@ _SELF_DISPLAY = [True]
 
 
 @contextlib.contextmanager
-def embedded():
+def embedded() -> Iterator[None]:
     """Inside this block widgets do not show themselves when made (to place them in a
     Tab or a page of your own, e.g. the standalone app)."""
     _SELF_DISPLAY.append(False)

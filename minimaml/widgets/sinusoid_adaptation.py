@@ -17,6 +17,7 @@ from ..maml import inner_loop
 from ..nets import mlp_apply
 from ..sinusoid import (AMPLITUDE_RANGE, INPUT_RANGE, PHASE_RANGE, SineTasks, load_params,
                         sine_loss)
+from ..types import PyTree
 
 MAX_SHOTS = 50              # K slider: 1..MAX_SHOTS
 MAX_STEPS = 50              # steps slider: 0..MAX_STEPS
@@ -30,7 +31,7 @@ DIVERGED_MSE = 1e3          # a query MSE above this (or not finite) counts as d
 MSE_CLIP = (1e-3, 1e3)      # range of the plotted MSE curves (the log axis shows all of it)
 
 
-def load_shipped_params():
+def load_shipped_params() -> tuple[PyTree, PyTree]:
     """The sinusoid MAML and pretrained parameters shipped with the package (paper config).
 
     Returns ``(maml_params, pretrained_params)``; see ``minimaml/data/README.md``.
@@ -43,7 +44,7 @@ def load_shipped_params():
     return maml_params, pretrained_params
 
 
-def sample_task(seed, index=0):
+def sample_task(seed: int, index: int = 0) -> SineTasks:
     """Task number ``index`` of the playground's sequence for ``seed`` (numpy arrays).
 
     A :class:`minimaml.sinusoid.SineTasks` of ONE task (no task axis) from p(T):
@@ -60,7 +61,7 @@ def sample_task(seed, index=0):
                      y[MAX_SHOTS:])
 
 
-def check_params(params, name="params"):
+def check_params(params: PyTree, name: str = "params") -> None:
     """Raise ValueError unless ``params`` is a finite 1-in, 1-out MLP (``nets.mlp_init``)."""
     ok = (isinstance(params, (list, tuple)) and len(params) >= 1
           and all(isinstance(layer, dict) and set(layer) == {"w", "b"} for layer in params))
@@ -108,7 +109,7 @@ def _dispatch(params, task, shots, inner_lr):
                   np.float32(inner_lr))
 
 
-def adapt(params, task, shots, inner_lr):
+def adapt(params: PyTree, task: SineTasks, shots: int, inner_lr: float) -> "Adaptation":
     """Fine-tune ``params`` on the first ``shots`` support points of ``task`` for
     MAX_STEPS SGD steps of size ``inner_lr``; return every step as an :class:`Adaptation`.
 
@@ -133,14 +134,14 @@ class PlotData(NamedTuple):
     diverged_at: object
 
 
-def diverged_at(adaptation):
+def diverged_at(adaptation: "Adaptation") -> int | None:
     """First step whose query MSE is not finite or above DIVERGED_MSE, else None."""
     bad = ~np.isfinite(adaptation.query_mse) | (adaptation.query_mse > DIVERGED_MSE)
     bad |= ~np.all(np.isfinite(adaptation.predictions), axis=1)
     return int(np.argmax(bad)) if bad.any() else None
 
 
-def view(adaptation, steps):
+def view(adaptation: "Adaptation", steps: int) -> "PlotData":
     """The :class:`PlotData` of ``adaptation`` after ``steps`` steps (no JAX involved)."""
     check_int(steps, "steps", 0, MAX_STEPS)
     predictions = np.nan_to_num(adaptation.predictions[steps], nan=Y_CLIP,
@@ -150,6 +151,7 @@ def view(adaptation, steps):
                     float(adaptation.query_mse[steps]), diverged_at(adaptation))
 
 
-def plot_data(params, task, shots, inner_lr, steps):
+def plot_data(params: PyTree, task: SineTasks, shots: int, inner_lr: float,
+              steps: int) -> "PlotData":
     """What the playground plots for ``params`` at these slider settings: a :class:`PlotData`."""
     return view(adapt(params, task, shots, inner_lr), steps)

@@ -178,6 +178,8 @@ def server(kind: str, root_dir: pathlib.Path, home: pathlib.Path, notebook: str 
             try:
                 urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
                 return True
+            except urllib.error.HTTPError:   # it answers (Voilà has no /api/status)
+                return True
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 return False
         try:

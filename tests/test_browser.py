@@ -120,7 +120,9 @@ def test_widgets_in_jupyterlab(sync_playwright, omniglot_available, tmp_path):
             figure = page.locator(".minimaml-playground .minimaml-figure")
             before = _screenshot_with_ink(figure)
             before_text = readout.inner_text()
-            assert "K = 10, α = 0.01, 10 steps" in before_text
+            assert "K = 10, α = 0.0100, 10 steps" in before_text
+            alpha = page.locator(".minimaml-playground .minimaml-inner-lr .widget-readout")
+            assert f"α = {alpha.inner_text().strip()}," in before_text   # written alike
             handle = page.locator(".minimaml-playground .minimaml-shots .noUi-handle")
             handle.focus()
             for _ in range(3):
@@ -182,10 +184,14 @@ def test_playground_app_in_voila(sync_playwright, omniglot_available, tmp_path):
     app = ROOT / "notebooks" / "playground_app.ipynb"
     with lab.server("voila", app.parent, tmp_path / "home", app.name) as (base, token, url), \
             sync_playwright() as p:
-        import urllib.error
-        import urllib.request
-        with pytest.raises(urllib.error.HTTPError):      # no token, no page
-            urllib.request.urlopen(f"{base}/", timeout=30)
+        import http.client
+        import urllib.parse
+        address = urllib.parse.urlsplit(base)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.request("GET", "/")                   # no token: sent to the login page
+        response = connection.getresponse()
+        assert response.status == 302 and "/login" in response.getheader("Location", "")
+        connection.close()
         browser = lab.launch(p)
         page = lab.open_page(browser, url, width=900, timeout_s=TIMEOUT_S)
         try:

@@ -67,7 +67,7 @@ def test_plotted_data_is_the_library_computation(pg, shots, inner_lr, steps):
         assert float(shown[name]) == pytest.approx(query_mse, rel=5e-3)
     np.testing.assert_allclose(pg.drawing.mse_dots.y,
                                [pg.current[n].mse_curve[steps] for n in INITS], rtol=1e-6)
-    assert f"α = {inner_lr:.3g}, {steps} step" in pg.readout.value
+    assert f"α = {inner_lr:#.3g}, {steps} step" in pg.readout.value
     assert pg.note.value == ""
 
 
@@ -130,6 +130,7 @@ def test_still_title_states_the_control_values():
     assert "K = 13, α = 0.0316, 3 steps" in title
     assert f"A = {small.task.amplitude:.2f}" in title
     assert "α = 0.0316" in small.readout.value          # α written the same way everywhere
+    assert "α = 0.0100" in playground(seed=2).readout.value   # as the slider: d3 ".3g"
     bundle = small._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["image/png"].startswith("iVBOR")     # base64 of the PNG signature
@@ -249,8 +250,8 @@ def test_meta_gradients_are_jax_grad_of_the_objective(explorer):
         assert g.dropped[i, layer] == pytest.approx(np.linalg.norm(g2 - g1), rel=1e-2)
         cos = g2 @ g1 / np.linalg.norm(g2) / np.linalg.norm(g1)
         assert g.angle[i, layer] == pytest.approx(np.degrees(np.arccos(min(cos, 1.0))), abs=0.5)
-    assert f"α = {explorer.inner_lr_slider.value:.3g}" in explorer.readout.value
-    assert f"α = {explorer.inner_lr_slider.value:.3g}" in explorer.still_figure()._suptitle.get_text()
+    assert f"α = {explorer.inner_lr_slider.value:#.3g}" in explorer.readout.value
+    assert f"α = {explorer.inner_lr_slider.value:#.3g}" in explorer.still_figure()._suptitle.get_text()
 
 
 def test_dropped_term_shrinks_with_alpha(explorer):

@@ -183,7 +183,7 @@ class SecondOrderExplorer(LiveWidget):
             "<th>dropped / second</th><th>angle</th></tr>" + rows + "</table>")
 
     def _title(self) -> str:
-        return (f"α = {self.inner_lr_slider.value:.3g}, θ = {self.theta_buttons.value}, "
+        return (f"α = {self.inner_lr_slider.value:#.3g}, θ = {self.theta_buttons.value}, "
                 f"task batch {self.batch_index}")
 
     def still_figure(self) -> Any:

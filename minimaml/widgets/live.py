@@ -34,11 +34,18 @@ def panel(x_range: Sequence[float] | None, y_range: Sequence[float] | None, *, x
     scale_type = bq.LogScale if log_y else bq.LinearScale
     y_scale = scale_type(min=None if y_range is None else float(y_range[0]),
                          max=None if y_range is None else float(y_range[1]))
+    def decades(lo_hi):   # log axes: one tick per power of ten, not bqplot's crowd
+        if lo_hi is None:
+            return None
+        lo, hi = np.ceil(np.log10(lo_hi[0])), np.floor(np.log10(lo_hi[1]))
+        return 10.0 ** np.arange(lo, hi + 1)
     axes = [bq.Axis(scale=x_scale, label=x_label, grid_lines="dashed",
-                    label_offset="32px", tick_format=".0e" if log_x else None),
+                    label_offset="32px", tick_format=".0e" if log_x else None,
+                    tick_values=decades(x_range) if log_x else None),
             bq.Axis(scale=y_scale, orientation="vertical", label=y_label,
-                    grid_lines="dashed", label_offset="-40px",
-                    tick_format=".0e" if log_y else None)]
+                    grid_lines="dashed", label_offset="40px",
+                    tick_format=".0e" if log_y else None,
+                    tick_values=decades(y_range) if log_y else None)]
     figure = bq.Figure(marks=[], axes=axes, title=title, fig_margin=dict(MARGIN),
                        animation_duration=0, padding_y=0.0, padding_x=0.0,
                        min_aspect_ratio=0.01, max_aspect_ratio=100,

@@ -197,7 +197,7 @@ class OmniglotAdaptation(LiveWidget):
 
     def _title(self) -> str:
         n = self.steps_slider.value
-        return (f"task {self.task_index} · α = {self.inner_lr_slider.value:.3g} · "
+        return (f"task {self.task_index} · α = {self.inner_lr_slider.value:#.3g} · "
                 f"{n} step{'s' * (n != 1)}")
 
     def still_figure(self) -> Any:

@@ -146,7 +146,7 @@ class Playground(LiveWidget):
         which = ", ".join(f"{name} (from step {step})" for name, step in diverged)
         return (f"<div style='color:#b00000'><b>⚠ diverged:</b> fine-tuning blew up for "
                 f"{which}: the query MSE passed {DIVERGED_MSE:g} or stopped being a number. "
-                f"α = {self.inner_lr_slider.value:.3g} is too large a step for these "
+                f"α = {self.inner_lr_slider.value:#.3g} is too large a step for these "
                 f"networks; try a smaller α. Their lines run along the plot's edge, clipped "
                 f"to the visible range.</div>")
 

@@ -14,8 +14,9 @@ COLORS = {"MAML": "#1f77b4", "pretrained": "#ff7f0e", "random": "#2ca02c"}
 
 
 def settings_text(shots: int, inner_lr: float, steps: int) -> str:
-    """K, α and steps the one way the widget writes them everywhere (α as ``.3g``)."""
-    return f"K = {shots}, α = {inner_lr:.3g}, {steps} step{'s' * (steps != 1)}"
+    """K, α and steps the one way the widget writes them everywhere: α with three
+    significant digits, trailing zeros kept (``#.3g``), exactly as the slider shows it."""
+    return f"K = {shots}, α = {inner_lr:#.3g}, {steps} step{'s' * (steps != 1)}"
 
 
 def legend_html(colors: dict[str, str]) -> str:

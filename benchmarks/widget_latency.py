@@ -121,8 +121,7 @@ def browser(moves, ratios):
         browser_ = lab.launch(p)
         for ratio in ratios:
             page = lab.open_page(browser_, url, pixel_ratio=ratio, timeout_s=300)
-            if ratio == ratios[0]:
-                lab.run_all_in_lab(page, base, token, timeout_s=300)
+            lab.run_all_in_lab(page, base, token, timeout_s=300)   # fresh widgets per page
             widget_roots = page.locator(".minimaml-live")
             expect(widget_roots).to_have_count(len(WIDGETS), timeout=600_000)
             expect(page.locator(".minimaml-compiling")).to_have_count(0, timeout=600_000)

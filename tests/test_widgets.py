@@ -214,6 +214,18 @@ def test_bad_input_names_the_argument(kwargs, message):
         playground(**kwargs)
 
 
+def test_every_exported_name_survives_importing_every_submodule():
+    # a submodule named like a function would replace it on the package once imported
+    import importlib
+    import pkgutil
+    import minimaml.widgets as w
+    for info in pkgutil.iter_modules(w.__path__):
+        importlib.import_module(f"minimaml.widgets.{info.name}")
+    assert callable(w.playground) and not isinstance(w.playground, type(w))
+    for name in w.__all__:
+        assert not isinstance(getattr(w, name), type(w)), name
+
+
 def test_importing_the_package_loads_no_widget_library():
     code = ("import sys, minimaml.widgets as w; "
             "assert not {'ipywidgets', 'bqplot', 'matplotlib'} & set(sys.modules), "

@@ -10,22 +10,24 @@ Each is one call in a cell, e.g. ``from minimaml.widgets import playground; play
 
 Modules: :mod:`.live` (bqplot panels, the "compiling…" first draw, stills),
 :mod:`.sinusoid_adaptation` (the playground's computation), :mod:`.sinusoid_figures`,
-:mod:`.playground`, :mod:`.playground_ipympl` and :mod:`.canvas` (the ipympl renderer, for
+:mod:`.sinusoid_playground`, :mod:`.playground_ipympl` and :mod:`.canvas` (the ipympl renderer, for
 comparison), :mod:`.gradients`, :mod:`.scrubber`, :mod:`.orders`, :mod:`.omniglot_view`.
 
 Importing this package is cheap: each name loads its module (and JAX, ipywidgets,
-bqplot) when first used.
+bqplot) when first used. (No module is named like a function it exports: importing
+a submodule binds its name on the package, which would hide the function.)
 """
 import importlib
 
 _WHERE = {
-    "playground": "playground", "Playground": "playground", "RENDERERS": "playground",
+    "playground": "sinusoid_playground", "Playground": "sinusoid_playground",
+    "RENDERERS": "sinusoid_playground",
     "COLORS": "sinusoid_figures", "INITS": "sinusoid_figures",
     "second_order_explorer": "gradients", "SecondOrderExplorer": "gradients",
     "meta_gradients": "gradients",
     "meta_training_scrubber": "scrubber", "MetaTrainingScrubber": "scrubber",
     "load_snapshots": "scrubber", "SNAPSHOT_STEPS": "scrubber",
-    "first_vs_second_order": "orders", "FirstVsSecondOrder": "orders",
+    "first_vs_second_order": "orders",
     "load_first_order_params": "orders",
     "omniglot_adaptation": "omniglot_view", "OmniglotAdaptation": "omniglot_view",
     "load_shipped_omniglot": "omniglot_view",

@@ -5,7 +5,7 @@
 
 Both θ were meta-trained with the paper's sinusoid config, 70,000 meta-steps; the
 first-order run drops the second-derivative term (``first_order=True``). The panels
-are the playground's (:class:`.playground.Playground`): the same K points, α and step
+are the playground's (:class:`.sinusoid_playground.Playground`): the same K points, α and step
 count for both.
 """
 import importlib.resources
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from ..checks import check_int, check_number
 from ..sinusoid import load_params
 from ..types import PyTree
-from .playground import Playground
+from .sinusoid_playground import Playground
 from .sinusoid_adaptation import INNER_LR_RANGE, MAX_SHOTS, MAX_STEPS, check_params
 
 COLORS = {"second-order MAML": "#1f77b4", "first-order MAML": "#d62728"}

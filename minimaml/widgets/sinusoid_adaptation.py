@@ -4,7 +4,7 @@ No JAX recompilation when a control moves: the support set is always ``MAX_SHOTS
 points with a 0/1 mask selecting the first K, the inner loop always runs
 ``MAX_STEPS`` steps and keeps its trajectory (the steps slider just picks one), and
 α is a traced argument. :func:`adapt` and :func:`plot_data` are pure; the widget in
-:mod:`.playground` only draws what they return.
+:mod:`.sinusoid_playground` only draws what they return.
 """
 import importlib.resources
 from typing import NamedTuple

@@ -23,7 +23,9 @@ lab: venv
 # The playground (sinusoid and Omniglot tabs) as a standalone page: Voilà on 127.0.0.1
 # with a fresh token (PORT=8866 by default). Open the printed address.
 PORT  ?= 8866
-TOKEN ?= $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(16))')
+ifndef TOKEN
+TOKEN := $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(16))')
+endif
 playground: venv
 	@echo "minimaml playground: http://127.0.0.1:$(PORT)/?token=$(TOKEN)"
 	$(BIN)/voila notebooks/playground_app.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --token=$(TOKEN)

@@ -31,7 +31,10 @@ from .live import LiveWidget, as_float32, button, control_row, panel, slider_lay
 
 WAYS, SHOTS, QUERIES = 5, 1, 2        # QUERIES per class, each group of WAYS one batch
 MAX_STEPS = 10
-INNER_LR_RANGE = (0.01, 2.0)
+# α slider: log scale in steps of 0.05 decades, placed so that the meta-trained α = 0.4
+# is one of its positions (≈ 0.01 … 2.0)
+LOG_INNER_LR = (math.log10(0.4) - 32 * 0.05, math.log10(0.4) + 14 * 0.05, 0.05)
+INNER_LR_RANGE = (10 ** LOG_INNER_LR[0], 10 ** LOG_INNER_LR[1])
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 
 
@@ -88,8 +91,8 @@ class OmniglotAdaptation(LiveWidget):
 
         self.params, self.seed, self.task_index, self._data = params, seed, 0, data
         self.inner_lr_slider = slider_layout(widgets.FloatLogSlider(
-            value=inner_lr, base=10, min=math.log10(INNER_LR_RANGE[0]),
-            max=math.log10(INNER_LR_RANGE[1]), step=0.05, description="α (step size)",
+            value=inner_lr, base=10, min=LOG_INNER_LR[0], max=LOG_INNER_LR[1],
+            step=LOG_INNER_LR[2], description="α (step size)",
             readout_format=".3g", tooltip="α of the inner SGD steps (meta-trained: 0.4)"),
             "inner-lr")
         self.steps_slider = slider_layout(widgets.IntSlider(
@@ -100,7 +103,7 @@ class OmniglotAdaptation(LiveWidget):
         self.support_view = widgets.HTML().add_class("minimaml-support")
         self.query_view = widgets.HTML().add_class("minimaml-queries")
         self.curve_panel, cx, cy = panel((0, MAX_STEPS), (0.0, 1.0), x_label="inner steps",
-                                         y_label="query", min_width="260px",
+                                         y_label="accuracy / probability", min_width="260px",
                                          flex="1 1 300px", height="220px")
         x = np.arange(MAX_STEPS + 1, dtype=np.float32)
         self.curves = bq.Lines(x=x, y=np.zeros((2, len(x)), np.float32),

@@ -37,8 +37,8 @@ CHROMIUM = "/usr/bin/chromium"
 
 PROBE_JS = r"""
 (() => {
-  const P = window.__probe = {inputs: [], sent: [], received: [], changes: [], paints: []};
-  P.reset = () => { for (const k of ['inputs', 'sent', 'received', 'changes', 'paints']) P[k] = []; };
+  const P = window.__probe = {inputs: [], sent: [], received: [], changes: [], figure: [], paints: []};
+  P.reset = () => { for (const k of ['inputs', 'sent', 'received', 'changes', 'figure', 'paints']) P[k] = []; };
   for (const type of ['keydown', 'pointerdown']) {
     document.addEventListener(type, e => P.inputs.push(e.timeStamp), true);
   }
@@ -60,8 +60,9 @@ PROBE_JS = r"""
     return add.call(this, type, listener, options);
   };
   let pending = false;
-  const changed = () => {
+  const changed = (figure) => {
     P.changes.push(performance.now());
+    if (figure) P.figure.push(performance.now());
     if (pending) return;
     pending = true;
     requestAnimationFrame(() => setTimeout(() => { pending = false; P.paints.push(performance.now()); }, 0));
@@ -69,7 +70,7 @@ PROBE_JS = r"""
   for (const method of ['drawImage', 'putImageData']) {
     const original = CanvasRenderingContext2D.prototype[method];
     CanvasRenderingContext2D.prototype[method] = function (...args) {
-      if (this.canvas && this.canvas.closest && this.canvas.closest('.jupyter-matplotlib')) changed();
+      if (this.canvas && this.canvas.closest && this.canvas.closest('.jupyter-matplotlib')) changed(true);
       return original.apply(this, args);
     };
   }
@@ -79,7 +80,10 @@ PROBE_JS = r"""
       return element && element.closest('.minimaml-live') &&
         !element.closest('.widget-slider, .widget-play, .widget-button, .widget-toggle-buttons, .minimaml-status');
     };
-    if (records.some(r => inWidget(r.target))) changed();
+    const mine = records.filter(r => inWidget(r.target));
+    if (mine.length) changed(mine.some(r => {
+      const e = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+      return e && e.closest('.minimaml-figure'); }));
   }).observe(document.documentElement, {subtree: true, attributes: true, childList: true,
                                          characterData: true});
   if (document.documentElement) start(); else document.addEventListener('DOMContentLoaded', start);
@@ -262,7 +266,9 @@ def measure_move(page, act, settle_s: float = 0.35, timeout_s: float = 10.0) -> 
     """Do ``act()`` (one key press or click) and time it in the page, in ms:
 
     ``latency``: input event → the paint after the LAST pixel change it caused (every
-    panel updated); ``first``: → the paint after the first change; ``sent``: input →
+    panel and readout updated); ``figure``: → the paint after the last change to the
+    figure (``.minimaml-figure``: the panels, not the text readouts); ``first``: → the
+    paint after the first change; ``sent``: input →
     first websocket frame out; ``arrived``: input → the last frame in before the last
     change; ``render``: that frame → the change; ``paint``: change → painted.
     None when nothing changed (e.g. the slider was already at its end).
@@ -280,7 +286,7 @@ def measure_move(page, act, settle_s: float = 0.35, timeout_s: float = 10.0) -> 
             break
     probe = page.evaluate("({inputs: __probe.inputs, sent: __probe.sent, "
                           "received: __probe.received, changes: __probe.changes, "
-                          "paints: __probe.paints})")
+                          "figure: __probe.figure, paints: __probe.paints})")
     if not probe["inputs"] or not probe["changes"] or not probe["paints"]:
         return None
     start = probe["inputs"][0]
@@ -291,7 +297,10 @@ def measure_move(page, act, settle_s: float = 0.35, timeout_s: float = 10.0) -> 
     arrived = [r for r in probe["received"] if r <= last_change]
     sent = [s for s in probe["sent"] if s >= start]
     first_paint = [p for p in probe["paints"] if p >= probe["changes"][0]][0]
-    return {"latency": paints_after[0] - start, "first": first_paint - start,
+    figure = float("nan")
+    if probe["figure"]:
+        figure = [p for p in probe["paints"] if p >= probe["figure"][-1]][0] - start
+    return {"latency": paints_after[0] - start, "first": first_paint - start, "figure": figure,
             "sent": (sent[0] - start) if sent else float("nan"),
             "arrived": (arrived[-1] - start) if arrived else float("nan"),
             "render": (last_change - arrived[-1]) if arrived else float("nan"),

@@ -35,10 +35,10 @@ def direct(params, task, shots, inner_lr, steps):
 
 
 def drawn(pg):
-    """{init: its prediction line as sent to the browser}, and the truth line."""
-    (group, lines), = pg.drawing.lines
-    rows = np.asarray(lines.y)
-    return dict(zip(group, rows[1:])), rows[0]
+    """{init: its prediction line as the browser draws it at the slider's step}, and the
+    truth line."""
+    (group,), (fit,) = pg.drawing.groups, pg.drawing.fits
+    return dict(zip(group, fit.frame(pg.steps_slider.value))), fit.static_curves()[0]
 
 
 def readout_numbers(pg):
@@ -55,9 +55,9 @@ def test_plotted_data_is_the_library_computation(pg, shots, inner_lr, steps):
     lines, truth = drawn(pg)
     np.testing.assert_allclose(truth, task.amplitude * np.sin(GRID[:, 0] - task.phase),
                                rtol=1e-5, atol=1e-5)
-    support = pg.drawing.supports[0]
-    np.testing.assert_array_equal(support.x, task.support_x[:shots, 0])
-    np.testing.assert_array_equal(support.y, task.support_y[:shots, 0])
+    support = pg.drawing.fits[0].point_data()
+    np.testing.assert_array_equal(support[:, 0], task.support_x[:shots, 0])
+    np.testing.assert_array_equal(support[:, 1], task.support_y[:shots, 0])
     shown = readout_numbers(pg)
     for name in INITS:
         assert pg.current[name].diverged_at is None   # (α ≥ 0.05 can diverge from MAML's init)
@@ -65,8 +65,8 @@ def test_plotted_data_is_the_library_computation(pg, shots, inner_lr, steps):
         np.testing.assert_allclose(lines[name], predictions, rtol=1e-4, atol=1e-4)
         assert pg.current[name].query_mse == pytest.approx(query_mse, rel=1e-4, abs=1e-6)
         assert float(shown[name]) == pytest.approx(query_mse, rel=5e-3)
-    np.testing.assert_allclose(pg.drawing.mse_dots.y,
-                               [pg.current[n].mse_curve[steps] for n in INITS], rtol=1e-6)
+    np.testing.assert_allclose(pg.drawing.mse.static_curves(),       # dots sit on these
+                               [pg.current[n].mse_curve for n in INITS], rtol=1e-6)
     assert f"α = {inner_lr:#.3g}, {steps} step" in pg.readout.value
     assert pg.note.value == ""
 
@@ -118,7 +118,9 @@ def test_diverging_alpha_is_shown_and_kept_on_the_plot(pg):
     lines, _ = drawn(pg)
     for name in INITS:   # every line stays inside the visible y-range
         assert np.all(np.isfinite(lines[name])) and np.all(np.abs(lines[name]) <= Y_LIMIT)
-    assert np.all(np.isfinite(pg.drawing.mse_lines.y))
+    assert np.all(np.isfinite(pg.drawing.mse.static_curves()))
+    frames = np.frombuffer(pg.drawing.fits[0].frames, np.float32)   # every step, every init
+    assert np.all(np.isfinite(frames)) and np.all(np.abs(frames) <= Y_LIMIT)
     assert pg.snapshot_png().startswith(b"\x89PNG")
     pg.inner_lr_slider.value = 0.01           # back to normal: the note goes away
     assert pg.note.value == "" and "diverged" not in pg.still_figure()._suptitle.get_text()
@@ -204,7 +206,7 @@ def test_shipped_params_are_the_trained_ones():
     ({"shots": 0}, "shots"), ({"shots": 51}, "shots"), ({"shots": 2.5}, "shots"),
     ({"inner_lr": 0.0}, "inner_lr"), ({"inner_lr": 2.0}, "inner_lr"),
     ({"inner_lr": float("nan")}, "inner_lr"), ({"steps": -1}, "steps"),
-    ({"steps": 51}, "steps"), ({"seed": -3}, "seed"), ({"renderer": "svg"}, "renderer"),
+    ({"steps": 51}, "steps"), ({"seed": -3}, "seed"), ({"renderer": "bqplot"}, "renderer"),
     ({"maml_params": "weights.npz"}, "maml_params"),
     ({"pretrained_params": [{"w": np.ones((2, 1)), "b": np.ones(1)}]}, "pretrained_params"),
     ({"random_params": [{"w": np.full((1, 1), np.nan), "b": np.ones(1)}]}, "random_params"),
@@ -228,8 +230,8 @@ def test_every_exported_name_survives_importing_every_submodule():
 
 def test_importing_the_package_loads_no_widget_library():
     code = ("import sys, minimaml.widgets as w; "
-            "assert not {'ipywidgets', 'bqplot', 'matplotlib'} & set(sys.modules), "
-            "sorted({'ipywidgets', 'bqplot', 'matplotlib'} & set(sys.modules)); "
+            "assert not {'ipywidgets', 'anywidget', 'matplotlib'} & set(sys.modules), "
+            "sorted({'ipywidgets', 'anywidget', 'matplotlib'} & set(sys.modules)); "
             "assert callable(w.omniglot_adaptation)")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ})
 
@@ -244,8 +246,8 @@ def explorer():
 
 def test_meta_gradients_are_jax_grad_of_the_objective(explorer):
     from minimaml.widgets.gradients import ALPHAS, alpha_index
-    explorer.inner_lr_slider.value = 0.1
-    i = alpha_index(explorer.inner_lr_slider.value)
+    explorer.inner_lr_slider.index = alpha_index(0.1)
+    i = explorer.inner_lr_slider.index
     assert ALPHAS[i] == pytest.approx(explorer.inner_lr_slider.value, rel=1e-3)
     tasks = explorer._tasks()
     params = explorer.thetas[explorer.theta_buttons.value]
@@ -279,9 +281,10 @@ def test_dropped_term_shrinks_with_alpha(explorer):
 
 
 def test_explorer_never_recompiles(explorer, count_compilations):
+    from minimaml.widgets.gradients import alpha_index
     with count_compilations() as events:
         for value in (0.001, 0.5, 0.02):
-            explorer.inner_lr_slider.value = value
+            explorer.inner_lr_slider.index = alpha_index(value)
         explorer.theta_buttons.value = "random init"
         explorer.new_tasks_button.click()
         explorer.theta_buttons.value = "MAML θ (shipped)"
@@ -314,15 +317,15 @@ def test_scrubber_draws_the_library_computation(scrubber):
     scrubber.snapshot_slider.value = 3
     params = jax.tree.map(lambda a: a[3], scrubber.stacked)
     task = scrubber.task
-    rows = np.asarray(scrubber.fit_lines.y)
-    for row, steps in zip(rows[1:], FIT_STEPS):
+    rows = scrubber.fit.frame(3)
+    for row, steps in zip(rows, FIT_STEPS):
         predictions, _ = direct(params, task, SHOTS, INNER_LR, steps)
         np.testing.assert_allclose(row, predictions, rtol=1e-4, atol=1e-4)
     tasks = sinusoid.sample_tasks(jax.random.fold_in(jax.random.key(0), 10_000), TEST_TASKS,
                                   SHOTS, 100)
     curve = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, INNER_LR,
                             TEST_STEPS).mean(axis=0)
-    np.testing.assert_allclose(scrubber.curve.y, curve, rtol=1e-4)
+    np.testing.assert_allclose(scrubber.test.frame(3)[0], curve, rtol=1e-4)
     assert "θ after 1,000 of 70,000 meta-steps" in scrubber.still_figure()._suptitle.get_text()
     # meta-training made one step count: the last θ's 1-step meta-test MSE is far below the first's
     assert scrubber.test_curves[-1, 1] < 0.3 * scrubber.test_curves[0, 1]
@@ -345,9 +348,9 @@ def test_first_vs_second_order_adapts_both_on_one_task(count_compilations):
     assert len(widget.drawing.fits) == 2                        # side by side
     assert not np.array_equal(jax.tree.leaves(first)[0],
                               jax.tree.leaves(load_shipped_params()[0])[0])
-    for group, lines in widget.drawing.lines:
+    for group, fit in zip(widget.drawing.groups, widget.drawing.fits):
         predictions, _ = direct(widget.inits[group[0]], widget.task, 10, 0.01, 1)
-        np.testing.assert_allclose(np.asarray(lines.y)[1], predictions, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(fit.frame(1)[0], predictions, rtol=1e-4, atol=1e-4)
     assert "first-order θ" in widget.caption.value or "first-order" in widget.caption.value
     with count_compilations() as events:
         widget.shots_slider.value = 5

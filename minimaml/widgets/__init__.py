@@ -1,4 +1,4 @@
-"""Widgets the chapters embed (the ``notebooks`` extra: ipywidgets, bqplot, matplotlib).
+"""Widgets the chapters embed (the ``notebooks`` extra: ipywidgets, anywidget, matplotlib).
 
 Each is one call in a cell, e.g. ``from minimaml.widgets import playground; playground()``:
 
@@ -8,13 +8,14 @@ Each is one call in a cell, e.g. ``from minimaml.widgets import playground; play
 - :func:`first_vs_second_order`  chapter 5: FOMAML's and MAML's θ adapting one task
 - :func:`omniglot_adaptation`    chapter 6: a 5-way task, class probabilities after each step
 
-Modules: :mod:`.live` (bqplot panels, the "compiling…" first draw, stills),
+Modules: :mod:`.live` (the "compiling…" first draw, layout, stills), :mod:`.frames`
+(line panels the browser draws and steps through itself),
 :mod:`.sinusoid_adaptation` (the playground's computation), :mod:`.sinusoid_figures`,
 :mod:`.sinusoid_playground`, :mod:`.playground_ipympl` and :mod:`.canvas` (the ipympl renderer, for
 comparison), :mod:`.gradients`, :mod:`.scrubber`, :mod:`.orders`, :mod:`.omniglot_view`.
 
 Importing this package is cheap: each name loads its module (and JAX, ipywidgets,
-bqplot) when first used. (No module is named like a function it exports: importing
+anywidget) when first used. (No module is named like a function it exports: importing
 a submodule binds its name on the package, which would hide the function.)
 """
 import importlib

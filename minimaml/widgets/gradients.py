@@ -22,7 +22,8 @@ from ..checks import check_choice, check_int, check_number
 from ..maml import maml_objective
 from ..sinusoid import init_params, sample_tasks, sine_loss
 from ..types import PyTree
-from .live import LiveWidget, as_float32, button, control_row, panel, panel_row, slider_layout
+from .frames import FramePanel, link_index
+from .live import LiveWidget, button, control_row, panel_row, slider_layout
 from .sinusoid_adaptation import check_params, load_shipped_params
 
 LOG_ALPHA = (-3.0, 0.0, 0.05)     # the α slider: 10^-3 … 10^0 in steps of 0.05 decades
@@ -30,6 +31,7 @@ ALPHAS = 10.0 ** np.arange(LOG_ALPHA[0], LOG_ALPHA[1] + 1e-9, LOG_ALPHA[2])
 TASKS, SHOTS = 25, 10             # the paper's meta-batch and K
 LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#444444")
 THETAS = ("MAML θ (shipped)", "random init")
+RATIO_RANGE = (1e-4, 10.0)
 
 
 class MetaGradients(NamedTuple):
@@ -79,21 +81,20 @@ def alpha_index(inner_lr: float) -> int:
 
 
 class SecondOrderExplorer(LiveWidget):
-    """Controls: ``inner_lr_slider`` (α), ``theta_buttons`` (which θ), ``new_tasks_button``.
+    """Controls: ``inner_lr_slider`` (α, a selection of ``ALPHAS``: the panels follow its
+    ``index`` in the browser), ``theta_buttons`` (which θ), ``new_tasks_button``.
     ``gradients``: the :class:`MetaGradients` of the current θ and tasks."""
 
     def __init__(self, thetas: dict[str, PyTree], *, seed: int, inner_lr: float):
-        import bqplot as bq
-
         self.thetas, self.seed, self.batch_index = thetas, seed, 0
         self._computed: dict = {}
         self.layer_names = [f"layer {i + 1} ({np.shape(layer['w'])[0]}→"
                             f"{np.shape(layer['w'])[1]})"
                             for i, layer in enumerate(next(iter(thetas.values())))] + ["all of θ"]
-        self.inner_lr_slider = slider_layout(widgets.FloatLogSlider(
-            value=inner_lr, base=10, min=LOG_ALPHA[0], max=LOG_ALPHA[1], step=LOG_ALPHA[2],
-            description="α (inner step size)", readout_format=".3g",
-            tooltip="α of the one inner SGD step"), "inner-lr")
+        self.inner_lr_slider = slider_layout(widgets.SelectionSlider(
+            options=[(f"{a:#.3g}", float(a)) for a in ALPHAS], index=alpha_index(inner_lr),
+            description="α (inner step size)",
+            tooltip="α of the one inner SGD step (log scale)"), "inner-lr")
         self.theta_buttons = widgets.ToggleButtons(options=list(thetas), value=list(thetas)[0],
                                                    tooltips=["θ meta-trained by MAML "
                                                              "(paper config)",
@@ -103,32 +104,27 @@ class SecondOrderExplorer(LiveWidget):
         self.new_tasks_button = button("new tasks", f"draw another batch of {TASKS} tasks",
                                        "new-tasks", icon="refresh")
         colors = list(LAYER_COLORS[:len(self.layer_names) - 1]) + [LAYER_COLORS[-1]]
-        x = as_float32(ALPHAS)
         alpha_range = (ALPHAS[0], ALPHAS[-1])
-        self.ratio_panel, rx, ry = panel(alpha_range, (1e-4, 10.0), x_label="α", log_x=True,
-                                         log_y=True, y_label="|dropped| / |meta-gradient|")
-        self.angle_panel, ax, ay = panel(alpha_range, (0.0, 180.0), x_label="α", log_x=True,
-                                         y_label="angle (degrees)")
-        self.marks = {}
-        for name, fig, sx, sy in (("ratio", self.ratio_panel, rx, ry),
-                                  ("angle", self.angle_panel, ax, ay)):
-            lines = bq.Lines(x=x, y=np.ones((len(colors), len(x)), np.float32), colors=colors,
-                             stroke_width=2, scales={"x": sx, "y": sy},
-                             labels=self.layer_names, display_legend=False)
-            dots = bq.Scatter(x=np.ones(len(colors), np.float32),
-                              y=np.ones(len(colors), np.float32), colors=colors,
-                              default_size=40, scales={"x": sx, "y": sy})
-            fig.marks = [lines, dots]
-            self.marks[name] = (lines, dots)
+        self.ratio_panel = FramePanel(ALPHAS, x_range=alpha_range, y_range=RATIO_RANGE,
+                                      log_x=True, log_y=True, x_label="α",
+                                      y_label="|dropped| / |meta-gradient|",
+                                      dots_at_index=True)
+        self.angle_panel = FramePanel(ALPHAS, x_range=alpha_range, y_range=(0.0, 180.0),
+                                      log_x=True, x_label="α", y_label="angle (degrees)",
+                                      dots_at_index=True, legend=self.layer_names)
+        self.colors = colors
+        link_index((self.inner_lr_slider, "index"), self.ratio_panel, self.angle_panel)
         self.readout = widgets.HTML().add_class("minimaml-readout")
         legend = " &nbsp; ".join(f"<span style='color:{c}'>━ {n}</span>"
                                  for n, c in zip(self.layer_names, colors))
+        figure = panel_row(self.ratio_panel, self.angle_panel)
+        figure.add_class("minimaml-figure")
         super().__init__([
             widgets.HTML(f"<i>{len(self.thetas)} θ to compare; MAML θ: the shipped "
                          f"paper-config parameters (minimaml/data/, 70,000 meta-steps). "
                          f"{TASKS} sinusoid tasks, K = {SHOTS}, one inner step.</i>"),
             control_row(self.inner_lr_slider, self.theta_buttons, self.new_tasks_button),
-            widgets.HTML(legend), panel_row(self.ratio_panel, self.angle_panel), self.readout],
+            widgets.HTML(legend), figure, self.readout],
             name="second-order")
         self.start(self._first_draw, "both meta-gradients for all 61 values of α")
 
@@ -151,9 +147,9 @@ class SecondOrderExplorer(LiveWidget):
                                                  tasks.query)
         self.gradients = self._computed[key]
         g = self.gradients
-        ratio = np.clip(g.dropped / np.maximum(g.second, 1e-30), 1e-4, 10.0)
-        self.marks["ratio"][0].y = as_float32(ratio.T)
-        self.marks["angle"][0].y = as_float32(g.angle.T)
+        ratio = np.clip(g.dropped / np.maximum(g.second, 1e-30), *RATIO_RANGE)
+        self.ratio_panel.set_static(ratio.T, self.colors)
+        self.angle_panel.set_static(g.angle.T, self.colors)
 
     def _on_change(self, change: Any = None) -> None:
         self._compute()
@@ -164,15 +160,8 @@ class SecondOrderExplorer(LiveWidget):
         self._on_change()
 
     def _update(self) -> None:
-        i = alpha_index(self.inner_lr_slider.value)
+        i = self.inner_lr_slider.index     # the panels' dots follow it in the browser
         g = self.gradients
-        ratio = np.clip(g.dropped[i] / np.maximum(g.second[i], 1e-30), 1e-4, 10.0)
-        for name, values in (("ratio", ratio), ("angle", g.angle[i])):
-            dots = self.marks[name][1]
-            with dots.hold_sync():
-                dots.x = np.full(len(values), ALPHAS[i], np.float32)
-                dots.y = as_float32(values)
-        self.angle_panel.title = self._title()
         rows = "".join(
             f"<tr><td>{n}</td><td>{g.second[i, l]:.3g}</td><td>{g.first[i, l]:.3g}</td>"
             f"<td>{g.dropped[i, l]:.3g}</td><td>{100 * g.dropped[i, l] / max(g.second[i, l], 1e-30):.1f}%</td>"
@@ -190,7 +179,7 @@ class SecondOrderExplorer(LiveWidget):
         from matplotlib.figure import Figure
         figure = Figure(figsize=(9.0, 3.4))
         axes = figure.subplots(1, 2)
-        g, i = self.gradients, alpha_index(self.inner_lr_slider.value)
+        g, i = self.gradients, self.inner_lr_slider.index
         ratio = g.dropped / np.maximum(g.second, 1e-30)
         for l, (name, color) in enumerate(zip(self.layer_names, LAYER_COLORS)):
             axes[0].plot(ALPHAS, ratio[:, l], color=color, label=name)

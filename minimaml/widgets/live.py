@@ -1,10 +1,10 @@
-"""What every widget shares: live panels drawn in the browser, a "compiling…" first draw,
-a layout that follows the window, and a still picture for viewers without a kernel.
+"""What every widget shares: a "compiling…" first draw, a layout that follows the window,
+and a still picture for viewers without a kernel.
 
-Live panels are bqplot figures: the kernel sends the numbers (a few kB per move) and the
-browser draws them, instead of a whole PNG frame per move (see BENCHMARKS.md, widget
-latency). matplotlib draws the still (:meth:`LiveWidget.still_figure`), which the
-saved notebook shows where no kernel runs, with the control values in its title.
+The live panels (:mod:`.frames`) are drawn by the browser from the numbers, instead of
+a whole PNG frame per move (see BENCHMARKS.md, widget latency). matplotlib draws the
+still (:meth:`LiveWidget.still_figure`), which the saved notebook shows where no kernel
+runs, with the control values in its title.
 """
 import base64
 import contextlib
@@ -13,47 +13,6 @@ import time
 from typing import Any, Iterator, Sequence
 
 import ipywidgets as widgets
-import numpy as np
-
-PANEL_HEIGHT = "290px"
-MARGIN = {"top": 28, "bottom": 42, "left": 52, "right": 12}
-
-
-def panel(x_range: Sequence[float] | None, y_range: Sequence[float] | None, *, x_label: str,
-          y_label: str, title: str = "", log_y: bool = False, log_x: bool = False,
-          min_width: str = "300px",
-          flex: str = "1 1 420px", height: str = PANEL_HEIGHT) -> tuple[Any, Any, Any]:
-    """An empty bqplot figure that takes the width it is given (down to ``min_width``).
-
-    Returns ``(figure, x_scale, y_scale)``; add marks with these scales.
-    """
-    import bqplot as bq
-
-    x_scale = (bq.LogScale if log_x else bq.LinearScale)(min=None if x_range is None else float(x_range[0]),
-                             max=None if x_range is None else float(x_range[1]))
-    scale_type = bq.LogScale if log_y else bq.LinearScale
-    y_scale = scale_type(min=None if y_range is None else float(y_range[0]),
-                         max=None if y_range is None else float(y_range[1]))
-    def decades(lo_hi):   # log axes: one tick per power of ten, not bqplot's crowd
-        if lo_hi is None:
-            return None
-        lo, hi = np.ceil(np.log10(lo_hi[0])), np.floor(np.log10(lo_hi[1]))
-        return 10.0 ** np.arange(lo, hi + 1)
-    axes = [bq.Axis(scale=x_scale, label=x_label, grid_lines="dashed",
-                    label_offset="32px", tick_format=".0e" if log_x else None,
-                    tick_values=decades(x_range) if log_x else None),
-            bq.Axis(scale=y_scale, orientation="vertical", label=y_label,
-                    grid_lines="dashed", label_offset="40px",
-                    tick_format=".0e" if log_y else None,
-                    tick_values=decades(y_range) if log_y else None)]
-    figure = bq.Figure(marks=[], axes=axes, title=title, fig_margin=dict(MARGIN),
-                       animation_duration=0, padding_y=0.0, padding_x=0.0,
-                       min_aspect_ratio=0.01, max_aspect_ratio=100,
-                       title_style={"font-size": "13px"},
-                       layout=widgets.Layout(width="auto", height=height, min_width=min_width,
-                                             flex=flex, overflow="hidden"))
-    return figure, x_scale, y_scale
-
 
 def panel_row(*figures: Any) -> widgets.Box:
     """Figures side by side while they fit, stacked when the window is narrow."""
@@ -192,8 +151,3 @@ class LiveWidget(widgets.VBox):
                 and shell.execution_count == self._shown_in:
             return
         display(self._bundle(), raw=True)
-
-
-def as_float32(values: Any) -> np.ndarray:
-    """float32 copy: half the bytes per move on the comm, plenty for a screen."""
-    return np.asarray(values, dtype=np.float32)

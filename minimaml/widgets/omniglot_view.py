@@ -27,7 +27,8 @@ from ..checks import check_int, check_number
 from ..maml import inner_loop
 from ..nets import conv_init
 from ..types import PyTree
-from .live import LiveWidget, as_float32, button, control_row, panel, slider_layout
+from .frames import FramePanel, link_index
+from .live import LiveWidget, button, control_row, slider_layout
 
 WAYS, SHOTS, QUERIES = 5, 1, 2        # QUERIES per class, each group of WAYS one batch
 MAX_STEPS = 10
@@ -36,6 +37,7 @@ MAX_STEPS = 10
 LOG_INNER_LR = (math.log10(0.4) - 32 * 0.05, math.log10(0.4) + 14 * 0.05, 0.05)
 INNER_LR_RANGE = (10 ** LOG_INNER_LR[0], 10 ** LOG_INNER_LR[1])
 CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+CURVE_COLORS = ("#08306b", "#e6550d")
 
 
 def load_shipped_omniglot() -> PyTree:
@@ -87,8 +89,6 @@ class OmniglotAdaptation(LiveWidget):
 
     def __init__(self, params: PyTree, *, seed: int, inner_lr: float, steps: int,
                  caption: str, data: Any = None):
-        import bqplot as bq
-
         self.params, self.seed, self.task_index, self._data = params, seed, 0, data
         self.inner_lr_slider = slider_layout(widgets.FloatLogSlider(
             value=inner_lr, base=10, min=LOG_INNER_LR[0], max=LOG_INNER_LR[1],
@@ -102,23 +102,19 @@ class OmniglotAdaptation(LiveWidget):
                                       "split", "new-task", icon="refresh")
         self.support_view = widgets.HTML().add_class("minimaml-support")
         self.query_view = widgets.HTML().add_class("minimaml-queries")
-        self.curve_panel, cx, cy = panel((0, MAX_STEPS), (0.0, 1.0), x_label="inner steps",
-                                         y_label="accuracy / probability", min_width="260px",
-                                         flex="1 1 300px", height="220px")
-        x = np.arange(MAX_STEPS + 1, dtype=np.float32)
-        self.curves = bq.Lines(x=x, y=np.zeros((2, len(x)), np.float32),
-                               colors=["#08306b", "#e6550d"], stroke_width=2,
-                               scales={"x": cx, "y": cy})
-        self.curve_dots = bq.Scatter(x=np.zeros(2, np.float32), y=np.zeros(2, np.float32),
-                                     colors=["#08306b", "#e6550d"], default_size=40,
-                                     scales={"x": cx, "y": cy})
-        self.curve_panel.marks = [self.curves, self.curve_dots]
+        self.curve_panel = FramePanel(np.arange(MAX_STEPS + 1), x_range=(0, MAX_STEPS),
+                                      y_range=(0.0, 1.0), x_label="inner steps",
+                                      y_label="accuracy / probability", min_width="260px",
+                                      flex="1 1 300px", height=220, dots_at_index=True,
+                                      legend=["accuracy", "p(right class)"])
+        link_index((self.steps_slider, "value"), self.curve_panel)
         self.readout = widgets.HTML().add_class("minimaml-readout")
         views = widgets.Box([widgets.VBox([self.support_view, self.query_view],
                                           layout=widgets.Layout(flex="2 1 380px")),
                              self.curve_panel],
                             layout=widgets.Layout(display="flex", flex_flow="row wrap",
                                                   width="100%"))
+        views.add_class("minimaml-figure")
         super().__init__([
             widgets.HTML(caption),
             control_row(self.inner_lr_slider, self.steps_slider, self.new_task_button),
@@ -167,16 +163,12 @@ class OmniglotAdaptation(LiveWidget):
         right = self.probabilities[:, np.arange(len(t.query_y)), t.query_y]   # (S+1, N*Q)
         accuracy = (self.probabilities.argmax(-1) == t.query_y).mean(axis=1)
         self.accuracy = accuracy
-        self.curves.y = as_float32([accuracy, right.mean(axis=1)])
+        self.curve_panel.set_static([accuracy, right.mean(axis=1)], list(CURVE_COLORS))
         self._update()
 
     def _update(self) -> None:
         n, t = self.steps_slider.value, self.task
         probs = self.probabilities[n]
-        with self.curve_dots.hold_sync():
-            self.curve_dots.x = np.full(2, n, np.float32)
-            self.curve_dots.y = as_float32([self.accuracy[n],
-                                            probs[np.arange(len(t.query_y)), t.query_y].mean()])
         cells = []
         for png, p, y in zip(self.query_pngs, probs, t.query_y):
             guess = int(p.argmax())
@@ -193,7 +185,6 @@ class OmniglotAdaptation(LiveWidget):
                          f"<div style='width:72px'>{bars}</div></div>")
         self.query_view.value = ("<div style='display:flex;flex-wrap:wrap;gap:4px'>"
                                  + "".join(cells) + "</div>")
-        self.curve_panel.title = self._title()
         self.readout.value = (f"{self._title()}: {int(round(self.accuracy[n] * len(t.query_y)))}"
                               f" of {len(t.query_y)} queries right; support loss "
                               f"{self.support_losses[n]:.3g}.")

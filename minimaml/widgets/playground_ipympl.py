@@ -1,6 +1,6 @@
 """The playground's panels on an ipympl canvas: matplotlib draws each frame in the kernel and
 ships it as a whole PNG (``playground(renderer="ipympl")``). Kept to compare with the
-default bqplot panels (:mod:`.sinusoid_figures`): see BENCHMARKS.md, widget latency.
+default panels the browser draws (:mod:`.sinusoid_figures`): see BENCHMARKS.md, widget latency.
 """
 from typing import Any
 

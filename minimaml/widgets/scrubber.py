@@ -26,13 +26,15 @@ from ..maml import inner_loop
 from ..nets import mlp_apply
 from ..sinusoid import INPUT_RANGE, sample_tasks, sine_loss
 from ..types import PyTree
-from .live import LiveWidget, as_float32, button, control_row, panel, panel_row
+from .frames import FramePanel, link_index
+from .live import LiveWidget, button, control_row, panel_row
 from .sinusoid_adaptation import GRID, Y_LIMIT, sample_task
 
 SNAPSHOT_STEPS = (0, 100, 300, 1_000, 3_000, 10_000, 70_000)
 FIT_STEPS = (0, 1, 5)
 FIT_COLORS = ("#9ecae1", "#4292c6", "#08306b")
 SHOTS, INNER_LR, TEST_STEPS, TEST_TASKS = 10, 0.01, 10, 100
+TEST_RANGE = (1e-2, 10.0)
 
 
 def load_snapshots() -> tuple[tuple[int, ...], PyTree]:
@@ -63,13 +65,12 @@ def _fits(stacked, support_x, support_y, query_x, query_y):
 
 
 class MetaTrainingScrubber(LiveWidget):
-    """Controls: ``snapshot_slider`` (which θ), ``new_task_button``. ``test_curves``:
+    """Controls: ``snapshot_slider`` (which θ; the panels follow it in the browser),
+    ``new_task_button``. Panels: ``fit``, ``test`` (:class:`.frames.FramePanel`). ``test_curves``:
     (snapshots, TEST_STEPS + 1) meta-test query MSE; ``predictions``: (snapshots,
     len(FIT_STEPS), len(GRID)); ``fit_mse``: (snapshots, len(FIT_STEPS))."""
 
     def __init__(self, steps: tuple[int, ...], stacked: PyTree, *, seed: int, caption: str):
-        import bqplot as bq
-
         self.steps, self.stacked, self.seed, self.task_index = steps, stacked, seed, 0
         self.snapshot_slider = widgets.SelectionSlider(
             options=[(step_label(s), i) for i, s in enumerate(steps)], value=len(steps) - 1,
@@ -79,34 +80,25 @@ class MetaTrainingScrubber(LiveWidget):
         self.snapshot_slider.add_class("minimaml-snapshot")
         self.new_task_button = button("new task", "draw another sinusoid to adapt to",
                                       "new-task", icon="refresh")
-        self.fit, fx, fy = panel(INPUT_RANGE, (-Y_LIMIT, Y_LIMIT), x_label="x", y_label="y",
-                                 flex="1.4 1 420px")
-        x = as_float32(GRID[:, 0])
-        self.fit_lines = bq.Lines(x=x, y=np.zeros((1 + len(FIT_STEPS), len(x)), np.float32),
-                                  colors=["black", *FIT_COLORS], stroke_width=2,
-                                  scales={"x": fx, "y": fy})
-        self.support = bq.Scatter(x=np.zeros(1, np.float32), y=np.zeros(1, np.float32),
-                                  marker="triangle-up", colors=["black"], default_size=40,
-                                  scales={"x": fx, "y": fy})
-        self.fit.marks = [self.fit_lines, self.support]
-        self.test, tx, ty = panel((0, TEST_STEPS), (1e-2, 10.0), x_label="fine-tuning steps",
-                                  y_label="meta-test query MSE", log_y=True, flex="1 1 300px")
-        test_x = np.arange(TEST_STEPS + 1, dtype=np.float32)
-        self.all_curves = bq.Lines(x=test_x, y=np.ones((len(steps), TEST_STEPS + 1), np.float32),
-                                   colors=["#cccccc"], stroke_width=1, scales={"x": tx, "y": ty})
-        self.curve = bq.Lines(x=test_x, y=np.ones(TEST_STEPS + 1, np.float32),
-                              colors=["#08306b"], stroke_width=3, marker="circle",
-                              marker_size=16, scales={"x": tx, "y": ty})
-        self.test.marks = [self.all_curves, self.curve]
+        self.fit = FramePanel(GRID[:, 0], x_range=INPUT_RANGE, y_range=(-Y_LIMIT, Y_LIMIT),
+                              x_label="x", y_label="y", flex="1.4 1 420px")
+        self.fit.frame_colors = list(FIT_COLORS)
+        self.test = FramePanel(np.arange(TEST_STEPS + 1), x_range=(0, TEST_STEPS),
+                               y_range=TEST_RANGE, log_y=True, x_label="fine-tuning steps",
+                               y_label="meta-test query MSE", flex="1 1 300px")
+        self.test.frame_colors, self.test.frame_width = ["#08306b"], 3.0
+        link_index((self.snapshot_slider, "index"), self.fit, self.test)
         self.readout = widgets.HTML().add_class("minimaml-readout")
         legend = " &nbsp; ".join(f"<span style='color:{c}'>━ after {n} step{'s' * (n != 1)}"
                                  f"</span>" for n, c in zip(FIT_STEPS, FIT_COLORS))
+        figure = panel_row(self.fit, self.test)
+        figure.add_class("minimaml-figure")
         super().__init__([
             widgets.HTML(caption),
             control_row(self.snapshot_slider, self.new_task_button),
             widgets.HTML(f"━ true function &nbsp; ▲ K = {SHOTS} points &nbsp; {legend} "
                          f"&nbsp; <span style='color:#aaa'>━ other snapshots</span>"),
-            panel_row(self.fit, self.test), self.readout], name="scrubber")
+            figure, self.readout], name="scrubber")
         self.start(self._first_draw, "the meta-test and the fits of all 7 snapshots")
 
     def _first_draw(self) -> None:
@@ -116,7 +108,10 @@ class MetaTrainingScrubber(LiveWidget):
             finetune_curves(jax.tree.map(lambda a: a[i], self.stacked), sine_loss,
                             tasks.support, tasks.query, INNER_LR, TEST_STEPS).mean(axis=0)
             for i in range(len(self.steps))])
-        self.all_curves.y = as_float32(np.clip(self.test_curves, 1e-2, 10.0))
+        shown = np.clip(self.test_curves, *TEST_RANGE)
+        with self.test.hold_sync():
+            self.test.set_static(shown, ["#cccccc"] * len(shown), [1.0] * len(shown))
+            self.test.set_frames(shown[:, None, :])
         self._new_task()
         self.snapshot_slider.observe(lambda _: self._update(), names="value")
         self.new_task_button.on_click(self._on_new_task)
@@ -128,9 +123,11 @@ class MetaTrainingScrubber(LiveWidget):
             self.stacked, t.support_x[:SHOTS], t.support_y[:SHOTS], t.query_x, t.query_y))
         self.predictions = np.clip(np.nan_to_num(predictions, nan=Y_LIMIT), -Y_LIMIT, Y_LIMIT)
         self.fit_mse = mse
-        with self.support.hold_sync():
-            self.support.x = as_float32(t.support_x[:SHOTS, 0])
-            self.support.y = as_float32(t.support_y[:SHOTS, 0])
+        truth = t.amplitude * np.sin(GRID[:, 0] - t.phase)
+        with self.fit.hold_sync():
+            self.fit.set_static([truth], ["black"])
+            self.fit.set_points(t.support_x[:SHOTS, 0], t.support_y[:SHOTS, 0])
+            self.fit.set_frames(self.predictions)
         self._update()
 
     def _on_new_task(self, _: Any = None) -> None:
@@ -138,15 +135,11 @@ class MetaTrainingScrubber(LiveWidget):
         self._new_task()
 
     def _update(self) -> None:
-        i = self.snapshot_slider.value
-        truth = self.task.amplitude * np.sin(GRID[:, 0] - self.task.phase)
-        self.fit_lines.y = as_float32([truth, *self.predictions[i]])
-        self.curve.y = as_float32(np.clip(self.test_curves[i], 1e-2, 10.0))
-        self.fit.title = self._title()
+        i = self.snapshot_slider.value        # the panels follow the slider in the browser
         fits = ", ".join(f"{n} step{'s' * (n != 1)}: {m:.3g}"
                          for n, m in zip(FIT_STEPS, self.fit_mse[i]))
         test = ", ".join(f"{n}: {self.test_curves[i, n]:.3g}" for n in (0, 1, 5, 10))
-        self.readout.value = (f"θ after {self.steps[i]:,} meta-steps. This task's query MSE "
+        self.readout.value = (f"{self._title()}. This task's query MSE "
                               f"after {fits}. Meta-test ({TEST_TASKS} fresh tasks, K = "
                               f"{SHOTS}, α = {INNER_LR}) mean query MSE after n steps — "
                               f"{test}.")
@@ -173,7 +166,7 @@ class MetaTrainingScrubber(LiveWidget):
             ax_test.plot(curve, color="#08306b" if j == i else "#cccccc",
                          lw=3 if j == i else 1, marker="o" if j == i else None)
         ax_test.set(yscale="log", xlabel="fine-tuning steps", ylabel="meta-test query MSE",
-                    ylim=(1e-2, 10.0))
+                    ylim=TEST_RANGE)
         for a in (ax, ax_test):
             a.grid(alpha=0.3)
         figure.suptitle(self._title(), fontsize=11)

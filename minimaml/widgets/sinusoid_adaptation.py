@@ -141,7 +141,16 @@ def diverged_at(adaptation: "Adaptation") -> int | None:
     return int(np.argmax(bad)) if bad.any() else None
 
 
-def view(adaptation: "Adaptation", steps: int) -> "PlotData":
+def clipped(adaptation: Adaptation) -> tuple[np.ndarray, np.ndarray]:
+    """Every step's predictions clipped to ±Y_CLIP, (MAX_STEPS + 1, len(GRID)), and the
+    query MSE curve clipped to MSE_CLIP, (MAX_STEPS + 1,): all finite, all on the plot."""
+    predictions = np.nan_to_num(adaptation.predictions, nan=Y_CLIP, posinf=Y_CLIP,
+                                neginf=-Y_CLIP)
+    curve = np.nan_to_num(adaptation.query_mse, nan=MSE_CLIP[1], posinf=MSE_CLIP[1])
+    return np.clip(predictions, -Y_CLIP, Y_CLIP), np.clip(curve, *MSE_CLIP)
+
+
+def view(adaptation: Adaptation, steps: int) -> PlotData:
     """The :class:`PlotData` of ``adaptation`` after ``steps`` steps (no JAX involved)."""
     check_int(steps, "steps", 0, MAX_STEPS)
     predictions = np.nan_to_num(adaptation.predictions[steps], nan=Y_CLIP,

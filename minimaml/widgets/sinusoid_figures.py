@@ -1,13 +1,13 @@
 """The playground's two panels — the fits, and the query MSE per step — drawn live in the
-browser (bqplot) or as a still (matplotlib). Both draw the same :class:`~.sinusoid_adaptation.PlotData`.
+browser (:class:`.frames.FramePanel`) or as a still (matplotlib), from the same numbers.
 """
 from typing import Any
 
 import numpy as np
 
 from ..sinusoid import INPUT_RANGE
-from .live import as_float32, panel, panel_row
-from .sinusoid_adaptation import GRID, MAX_STEPS, MSE_CLIP, Y_LIMIT
+from .live import panel_row
+from .sinusoid_adaptation import GRID, MAX_STEPS, MSE_CLIP, Y_LIMIT, clipped
 
 INITS = ("MAML", "pretrained", "random")
 COLORS = {"MAML": "#1f77b4", "pretrained": "#ff7f0e", "random": "#2ca02c"}
@@ -26,75 +26,56 @@ def legend_html(colors: dict[str, str]) -> str:
 
 
 class LiveAdaptationFigure:
-    """Both panels as bqplot figures: each move sends the new numbers (float32) only.
+    """Both panels drawn by the browser (:class:`.frames.FramePanel`). When K, α or the
+    task change, each init's predictions after every step 0..MAX_STEPS go over once
+    (float32, ~40 kB per init); the steps slider and ▶ then pick a frame in the browser.
 
     ``colors``: {init name: color}, in drawing order. ``split``: one fit panel per init,
     side by side, instead of all fits in one panel.
     """
 
     def __init__(self, colors: dict[str, str] | None = None, split: bool = False):
-        import bqplot as bq
+        from .frames import FramePanel
 
         self.colors = dict(colors or COLORS)
         names = list(self.colors)
-        x = as_float32(GRID[:, 0])
-        groups = [[n] for n in names] if split else [names]
-        self.fits, self.lines, self.supports = [], [], []
-        for group in groups:
-            fit, sx, sy = panel(INPUT_RANGE, (-Y_LIMIT, Y_LIMIT), x_label="x", y_label="y",
-                                flex="1.7 1 420px" if not split else "1 1 320px",
-                                title=group[0] if split else "")
-            lines = bq.Lines(x=x, y=np.zeros((1 + len(group), len(x)), np.float32),
-                             colors=["black", *(self.colors[n] for n in group)],
-                             stroke_width=2, scales={"x": sx, "y": sy})
-            support = bq.Scatter(x=np.zeros(1, np.float32), y=np.zeros(1, np.float32),
-                                 marker="triangle-up", colors=["black"], default_size=40,
-                                 scales={"x": sx, "y": sy})
-            fit.marks = [lines, support]
+        self.groups = [[n] for n in names] if split else [names]
+        self.fits = []
+        for group in self.groups:
+            fit = FramePanel(GRID[:, 0], x_range=INPUT_RANGE, y_range=(-Y_LIMIT, Y_LIMIT),
+                             x_label="x" if not split else f"x — from {group[0]}",
+                             y_label="y", flex="1 1 320px" if split else "1.7 1 420px")
+            fit.frame_colors = [self.colors[n] for n in group]
             self.fits.append(fit)
-            self.lines.append((group, lines))
-            self.supports.append(support)
-        self.fit = self.fits[0]
-        self.split = split
-
-        self.mse, mx, my = panel((0, MAX_STEPS), MSE_CLIP, x_label="fine-tuning steps",
-                                 y_label="query MSE", log_y=True, flex="1 1 300px")
-        steps = np.arange(MAX_STEPS + 1, dtype=np.float32)
-        self.mse_lines = bq.Lines(x=steps, y=np.ones((len(names), len(steps)), np.float32),
-                                  colors=[self.colors[n] for n in names], stroke_width=1.5,
-                                  scales={"x": mx, "y": my})
-        self.mse_dots = bq.Scatter(x=np.zeros(len(names), np.float32),
-                                   y=np.ones(len(names), np.float32),
-                                   colors=[self.colors[n] for n in names], default_size=36,
-                                   scales={"x": mx, "y": my})
-        self.mse.marks = [self.mse_lines, self.mse_dots]
+        self.mse = FramePanel(np.arange(MAX_STEPS + 1), x_range=(0, MAX_STEPS),
+                              y_range=MSE_CLIP, log_y=True, x_label="fine-tuning steps",
+                              y_label="query MSE", flex="1 1 300px", dots_at_index=True,
+                              legend=names)
         self.widget = panel_row(*self.fits, self.mse)
         self.widget.add_class("minimaml-figure")
-        self._task_key = None
-        self._curves_key = None
+        self.split = split
+
+    def link(self, steps_slider: Any) -> None:
+        """The steps slider picks the frame, in the browser."""
+        from .frames import link_index
+        link_index((steps_slider, "value"), *self.fits, self.mse)
+
+    def show_adaptations(self, task: Any, shots: int, adaptations: dict[str, Any]) -> None:
+        """New task, K or α: send every step of every init (the browser keeps them)."""
+        names = list(self.colors)
+        curves = {n: clipped(adaptations[n]) for n in names}
+        truth = task.amplitude * np.sin(GRID[:, 0] - task.phase)
+        for fit, group in zip(self.fits, self.groups):
+            with fit.hold_sync():
+                fit.set_static([truth], ["black"])
+                fit.set_points(task.support_x[:shots, 0], task.support_y[:shots, 0])
+                fit.set_frames(np.stack([curves[n][0] for n in group], axis=1))
+        self.mse.set_static([curves[n][1] for n in names], [self.colors[n] for n in names],
+                            [1.5] * len(names))
 
     def update(self, task: Any, shots: int, inner_lr: float, steps: int,
                current: dict[str, Any], diverged: list) -> None:
-        names = list(self.colors)
-        truth = task.amplitude * np.sin(GRID[:, 0] - task.phase)
-        for group, lines in self.lines:
-            lines.y = as_float32([truth, *(current[n].predictions for n in group)])
-        task_key = (id(task), shots)
-        if task_key != self._task_key:   # the support points move with the task and K only
-            for support in self.supports:
-                with support.hold_sync():
-                    support.x = as_float32(task.support_x[:shots, 0])
-                    support.y = as_float32(task.support_y[:shots, 0])
-            self._task_key = task_key
-        # Each trait set is one message to the browser: a steps move sends only the fit
-        # lines and the dots (the readout states the settings; the still's title too).
-        curves_key = (id(task), shots, inner_lr)
-        if curves_key != self._curves_key:
-            self.mse_lines.y = as_float32([current[n].mse_curve for n in names])
-            self._curves_key = curves_key
-        with self.mse_dots.hold_sync():
-            self.mse_dots.x = np.full(len(names), steps, np.float32)
-            self.mse_dots.y = as_float32([current[n].mse_curve[steps] for n in names])
+        """Nothing to send: the browser draws the step the slider shows."""
 
     def sync(self) -> None:
         """Nothing to do: every trait set above has already been sent."""

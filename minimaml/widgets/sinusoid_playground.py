@@ -10,7 +10,8 @@ each network's prediction after n steps, and each one's query MSE at every step.
     playground(maml_params=my_params, seed=3)     # parameters you meta-trained yourself
 
 The numbers come from :mod:`.sinusoid_adaptation` (no recompilation when a control
-moves); the browser draws them (bqplot, :mod:`.sinusoid_figures`), or, with
+moves); the browser draws them and follows the steps slider by itself
+(:mod:`.sinusoid_figures`, :mod:`.frames`), or, with
 ``renderer="ipympl"``, matplotlib draws whole frames in the kernel
 (:mod:`.playground_ipympl`). BENCHMARKS.md has the measured control-to-pixels latency
 of both.
@@ -33,7 +34,7 @@ from .sinusoid_adaptation import (DIVERGED_MSE, INNER_LR_RANGE, MAX_SHOTS, MAX_S
 from .sinusoid_figures import (COLORS, INITS, LiveAdaptationFigure, draw_adaptation,
                                legend_html, settings_text)
 
-RENDERERS = ("bqplot", "ipympl")
+RENDERERS = ("browser", "ipympl")
 
 class Playground(LiveWidget):
     """The playground widget; build it with :func:`playground`.
@@ -47,7 +48,7 @@ class Playground(LiveWidget):
     """
 
     def __init__(self, inits: dict[str, PyTree], *, seed: int = 0, shots: int = 10,
-                 inner_lr: float = 0.01, steps: int = 10, renderer: str = "bqplot",
+                 inner_lr: float = 0.01, steps: int = 10, renderer: str = "browser",
                  colors: dict[str, str] | None = None, split: bool = False,
                  name: str = "playground", caption: str = ""):
         self.inits = dict(inits)
@@ -84,6 +85,7 @@ class Playground(LiveWidget):
             self.drawing = AdaptationFigure()
         else:
             self.drawing = LiveAdaptationFigure(self.colors, split=split)
+            self.drawing.link(self.steps_slider)
         self.split = split
         self.renderer = renderer
         self.caption = widgets.HTML(caption).add_class("minimaml-caption")
@@ -113,6 +115,8 @@ class Playground(LiveWidget):
                    for name, params in self.inits.items()}
         self.adaptations = {name: Adaptation(*out)
                             for name, out in jax.device_get(pending).items()}
+        if self.renderer != "ipympl":
+            self.drawing.show_adaptations(self.task, shots, self.adaptations)
 
     def _diverged(self) -> list:
         steps = self.steps_slider.value
@@ -179,7 +183,7 @@ class Playground(LiveWidget):
 
 def playground(maml_params: PyTree | None = None, pretrained_params: PyTree | None = None,
                random_params: PyTree | None = None, *, seed: int = 0, shots: int = 10,
-               inner_lr: float = 0.01, steps: int = 10, renderer: str = "bqplot") -> Playground:
+               inner_lr: float = 0.01, steps: int = 10, renderer: str = "browser") -> Playground:
     """The live adaptation playground on a sinusoid task, as an ipywidgets widget.
 
     Args:
@@ -191,8 +195,9 @@ def playground(maml_params: PyTree | None = None, pretrained_params: PyTree | No
       seed: picks the task sequence (and the random initialisation).
       shots, inner_lr, steps: the controls' starting values, K in 1..MAX_SHOTS,
         α in INNER_LR_RANGE, steps in 0..MAX_STEPS.
-      renderer: "bqplot" (the browser draws the panels from the numbers) or "ipympl"
-        (matplotlib draws each frame in the kernel; slower, kept for comparison).
+      renderer: "browser" (the browser draws the panels from the numbers and picks the
+        step itself) or "ipympl" (matplotlib draws each frame in the kernel and ships it
+        as a PNG; slower, kept for comparison).
 
     Returns:
       a :class:`Playground` (an ``ipywidgets.VBox``); display it in JupyterLab.

@@ -115,7 +115,7 @@ def browser(moves, ratios):
                                  "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(cell) for _, cell, _ in WIDGETS]
     nbformat.write(nb, notebooks / "latency.ipynb")
-    rows, first_draws = [], {}
+    rows = []
     with lab.server("lab", notebooks, tmp / "home", "latency.ipynb") as (base, token, url), \
             sync_playwright() as p:
         browser_ = lab.launch(p)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from minimaml import npz, sinusoid
+from minimaml import sinusoid
 from minimaml.evaluate import finetune_curves
 from minimaml.maml import inner_loop, maml_objective
 from minimaml.nets import mlp_apply

@@ -25,13 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..checks import check_choice, check_int, check_number
-from ..sinusoid import INPUT_RANGE, init_params
+from ..sinusoid import init_params
 from ..types import PyTree
 from .live import LiveWidget, button, control_row, slider_layout
 from .sinusoid_adaptation import (DIVERGED_MSE, INNER_LR_RANGE, MAX_SHOTS, MAX_STEPS,
                                   QUERY_POINTS, Adaptation, _dispatch, check_params,
                                   load_shipped_params, sample_task, view)
-from .sinusoid_figures import (COLORS, INITS, LiveAdaptationFigure, draw_adaptation,
+from .sinusoid_figures import (COLORS, LiveAdaptationFigure, draw_adaptation,
                                legend_html, settings_text)
 
 RENDERERS = ("browser", "ipympl")

@@ -28,7 +28,7 @@ TOKEN := $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(16))')
 endif
 playground: venv
 	@echo "minimaml playground: http://127.0.0.1:$(PORT)/?token=$(TOKEN)"
-	$(BIN)/voila notebooks/playground_app.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --token=$(TOKEN)
+	$(BIN)/voila app/playground.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(PORT) --token=$(TOKEN)
 
 test: venv
 	$(BIN)/python -m pytest

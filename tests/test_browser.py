@@ -177,11 +177,11 @@ def test_widgets_in_jupyterlab(sync_playwright, omniglot_available, tmp_path):
 
 
 def test_playground_app_in_voila(sync_playwright, omniglot_available, tmp_path):
-    """What ``make playground`` serves: notebooks/playground_app.ipynb in Voilà, a token."""
+    """What ``make playground`` serves: app/playground.ipynb in Voilà, a token."""
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    app = ROOT / "notebooks" / "playground_app.ipynb"
+    app = ROOT / "app" / "playground.ipynb"
     with lab.server("voila", app.parent, tmp_path / "home", app.name) as (base, token, url), \
             sync_playwright() as p:
         import http.client

@@ -262,7 +262,7 @@ def changed_pixels(png_a: bytes, png_b: bytes) -> int:
                for i in range(3) for j in range(3))
 
 
-def measure_move(page, act, settle_s: float = 0.35, timeout_s: float = 10.0) -> dict | None:
+def measure_move(page, act, settle_s: float = 0.5, timeout_s: float = 10.0) -> dict | None:
     """Do ``act()`` (one key press or click) and time it in the page, in ms:
 
     ``latency``: input event → the paint after the LAST pixel change it caused (every
@@ -275,14 +275,17 @@ def measure_move(page, act, settle_s: float = 0.35, timeout_s: float = 10.0) -> 
     """
     page.evaluate("window.__probe.reset()")
     act()
+    # Done when neither the page nor the websocket has changed for ``settle_s``: a move
+    # whose panels change at once in the browser still waits for the kernel's reply.
     deadline = time.monotonic() + timeout_s
-    last_count, quiet_since = -1, time.monotonic()
+    last_state, quiet_since = None, time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        state = page.evaluate("[window.__probe.changes.length, window.__probe.paints.length]")
-        if state[0] != last_count:
-            last_count, quiet_since = state[0], time.monotonic()
-        elif state[0] and state[1] and time.monotonic() - quiet_since > settle_s:
+        state = page.evaluate("[__probe.changes.length, __probe.paints.length, "
+                              "__probe.received.length]")
+        if state != last_state:
+            last_state, quiet_since = state, time.monotonic()
+        elif state[0] and state[1] and state[2] and time.monotonic() - quiet_since > settle_s:
             break
     probe = page.evaluate("({inputs: __probe.inputs, sent: __probe.sent, "
                           "received: __probe.received, changes: __probe.changes, "

@@ -377,3 +377,142 @@ def test_maml_training_loss_falls_below_what_no_adaptation_can_reach():
                               inner_lr=0.01, steps_per_call=500)
     assert losses[:300].mean() > BEST_PLAIN_MSE          # it starts above the bound...
     assert losses[-300:].mean() < 0.6 * BEST_PLAIN_MSE   # ...and ends far below it (~1.2)
+
+
+# --- Omniglot: an instrumented meta-test ------------------------------------------------
+
+def decodable_omniglot(num_characters=40, seed=0):
+    """Synthetic Omniglot: random binary drawings, and a table from the bytes of every
+    drawing, at every quarter turn, back to its character."""
+    from minimaml.omniglot import Omniglot
+    rng = np.random.default_rng(seed)
+    images = (rng.random((num_characters, 20, 28, 28)) < 0.2).astype(np.float32)
+    table = {np.rot90(image, turns).tobytes(): char
+             for char in range(num_characters) for image in images[char]
+             for turns in range(4)}
+    data = Omniglot(images, np.arange(1, num_characters + 1),
+                    np.array(["synthetic"] * num_characters))
+    return data, table
+
+
+def characters_of(images, table):
+    """The characters that the drawings in ``images`` (..., 28, 28[, 1]) belong to."""
+    flat = np.asarray(images, np.float32).reshape(-1, 28, 28)
+    return {table[image.tobytes()] for image in flat}
+
+
+def test_omniglot_meta_test_sees_only_unseen_characters_for_eval_inner_steps(monkeypatch):
+    from minimaml import omniglot as og
+    from minimaml.omniglot import experiment, model
+    data, table = decodable_omniglot()
+    config = og.paper_config(5, 1, meta_steps=2, meta_batch=2, filters=4, blocks=1,
+                             first_order=True, train_characters=30, eval_tasks=4,
+                             eval_queries=2, inner_steps=1, eval_inner_steps=2,
+                             steps_per_call=2)
+    trained_on, meta_tests = [], []
+    real_sampler, real_curves = experiment.task_sampler, model.finetune_curves
+
+    def recording_sampler(images, *args, **kwargs):
+        trained_on.append(characters_of(images, table))
+        return real_sampler(images, *args, **kwargs)
+
+    def recording_curves(params, loss_fn, support, query, inner_lr, steps, **kwargs):
+        curves = real_curves(params, loss_fn, support, query, inner_lr, steps, **kwargs)
+        meta_tests.append({"characters": characters_of(support[0], table)
+                           | characters_of(query[0], table), "inner_lr": inner_lr,
+                           "steps": steps, "curves": curves})
+        return curves
+
+    monkeypatch.setattr(experiment, "task_sampler", recording_sampler)
+    monkeypatch.setattr(model, "finetune_curves", recording_curves)
+    _, history = og.train(config, data, progress=False)
+
+    assert len(trained_on) == 1 and len(trained_on[0]) == 30, "training saw no sampler"
+    assert meta_tests, "the meta-test no longer goes through finetune_curves"
+    test_characters = set(range(40)) - trained_on[0]
+    for run in meta_tests:
+        assert run["characters"] <= test_characters          # unseen characters only
+        assert not run["characters"] & trained_on[0]
+        assert run["steps"] == config.eval_inner_steps != config.inner_steps
+        assert run["inner_lr"] == config.inner_lr
+        assert run["curves"].shape == (config.eval_tasks, config.eval_inner_steps + 1)
+    # 4 tasks x 5 ways: most of the 10 test characters show up
+    assert len(set().union(*(run["characters"] for run in meta_tests))) >= 5
+    # the accuracy reported is the one after eval_inner_steps steps
+    assert history["evals"][-1]["accuracy"] == pytest.approx(
+        float(np.mean(meta_tests[-1]["curves"][:, -1])), abs=1e-6)
+
+
+# --- the playground: each label on the θ it names --------------------------------------
+
+def read_shipped(name):
+    """An MLP's params read straight from the shipped npz (keys "<layer>/w", "<layer>/b")."""
+    with np.load(REPO / "minimaml" / "data" / f"sinusoid_{name}.npz") as arrays:
+        layers = sorted({int(key.split("/")[0]) for key in arrays.files})
+        return [{"w": np.array(arrays[f"{i}/w"]), "b": np.array(arrays[f"{i}/b"])}
+                for i in layers]
+
+
+def hand_adaptation(params, support_x, support_y, query_x, query_y, grid, inner_lr, steps):
+    """ReLU MLP fine-tuned by plain SGD on the support MSE, written here: predictions on
+    ``grid`` after ``steps`` steps and the query MSE after each of 0..max steps."""
+    def forward(p, x):
+        for layer in p[:-1]:
+            x = jnp.maximum(x @ layer["w"] + layer["b"], 0.0)
+        return x @ p[-1]["w"] + p[-1]["b"]
+
+    @jax.jit
+    def step(p):
+        grad = jax.grad(lambda q: jnp.mean((forward(q, support_x) - support_y) ** 2))(p)
+        return jax.tree.map(lambda a, g: a - inner_lr * g, p, grad)
+
+    query_mse, predictions = [], None
+    for n in range(steps[1] + 1):
+        if n == steps[0]:
+            predictions = np.asarray(forward(params, grid))[:, 0]
+        query_mse.append(float(jnp.mean((forward(params, query_x) - query_y) ** 2)))
+        params = step(params)
+    return predictions, np.array(query_mse)
+
+
+def test_each_playground_curve_is_the_theta_its_label_names():
+    """The bug this catches: the widget drawing the pretrained θ under "MAML" (or the
+    reverse). Lines are found by the legend entry's colour and style, not by the
+    widget's own bookkeeping; θ is read from the shipped files, not through the widget."""
+    import re
+
+    from minimaml.widgets import GRID, MAX_STEPS, playground
+    shots, inner_lr, steps = 10, 0.02, 5
+    pg = playground(seed=4, shots=shots, inner_lr=inner_lr, steps=steps)
+    inner_lr = pg.inner_lr_slider.value          # what the log slider holds
+    task = pg.task
+    lines = [line for ax in pg.figure.axes for line in ax.get_lines()]
+    (legend,) = pg.figure.legends
+    checked = set()
+    for text, handle in zip(legend.get_texts(), legend.legend_handles):
+        names = [n for n in ("MAML", "pretrained") if re.search(rf"\b{n}\b", text.get_text())]
+        if not names:
+            continue
+        (name,) = names
+        same_look = [line for line in lines
+                     if line.get_color() == handle.get_color()
+                     and line.get_linestyle() == handle.get_linestyle()]
+        fit = [line for line in same_look if len(line.get_ydata()) == len(GRID)]
+        curve = [line for line in same_look if len(line.get_ydata()) == MAX_STEPS + 1]
+        assert len(fit) == 1 and len(curve) == 1, f"no single fit/MSE line for {name!r}"
+        predictions, query_mse = hand_adaptation(
+            read_shipped({"MAML": "maml", "pretrained": "pretrained"}[name]),
+            task.support_x[:shots], task.support_y[:shots], task.query_x, task.query_y,
+            GRID, inner_lr, (steps, MAX_STEPS))
+        np.testing.assert_allclose(fit[0].get_ydata(), predictions, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(curve[0].get_ydata(), query_mse, rtol=1e-3)
+        checked.add(name)
+    assert checked == {"MAML", "pretrained"}
+    # The two differ by far more than the tolerance: a swap cannot pass.
+    maml_fit, _ = hand_adaptation(read_shipped("maml"), task.support_x[:shots],
+                                  task.support_y[:shots], task.query_x, task.query_y, GRID,
+                                  inner_lr, (steps, steps))
+    pre_fit, _ = hand_adaptation(read_shipped("pretrained"), task.support_x[:shots],
+                                 task.support_y[:shots], task.query_x, task.query_y, GRID,
+                                 inner_lr, (steps, steps))
+    assert np.max(np.abs(maml_fit - pre_fit)) > 0.5

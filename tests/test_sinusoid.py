@@ -72,6 +72,7 @@ def run_cli(*args, cwd=None):
                           capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow
 def test_short_cli_run_beats_pretrained_baseline(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--meta-steps", "3000", "--eval-tasks", "200", "--out", str(out),

@@ -1,5 +1,6 @@
 """The playground widget, headless: what it draws is the library's answer, sliders never
 recompile, a diverging α is shown and clipped, bad input is refused."""
+import base64
 import contextlib
 import io
 import re
@@ -12,7 +13,7 @@ from minimaml import sinusoid
 from minimaml.maml import inner_loop
 from minimaml.nets import mlp_apply
 from minimaml.widgets.sinusoid_adaptation import _adapt
-from minimaml.widgets import (GRID, INITS, MAX_SHOTS, MAX_STEPS, Y_CLIP,
+from minimaml.widgets import (COLORS, GRID, INITS, MAX_SHOTS, MAX_STEPS, Y_CLIP,
                               load_shipped_params, plot_data, playground, sample_task)
 
 
@@ -46,6 +47,15 @@ def direct(params, task, shots, inner_lr, steps):
     return np.asarray(mlp_apply(adapted, GRID)[:, 0]), float(query_mse)
 
 
+def named_inits(pg, maml_params=None, pretrained_params=None):
+    """The θ each label must be drawn from: the ones given to playground() (default: the
+    shipped files), not the widget's own dict; "random" has no other source."""
+    shipped_maml, shipped_pretrained = load_shipped_params()
+    return {"MAML": shipped_maml if maml_params is None else maml_params,
+            "pretrained": shipped_pretrained if pretrained_params is None else pretrained_params,
+            "random": pg.inits["random"]}
+
+
 def readout_numbers(pg):
     return dict(zip(INITS, re.findall(r"class='minimaml-mse'>([^<]+)<", pg.readout.value)))
 
@@ -62,9 +72,10 @@ def test_plotted_data_is_the_library_computation(pg, shots, inner_lr, steps):
     np.testing.assert_array_equal(pg.drawing.support_dots.get_xdata(), task.support_x[:shots, 0])
     np.testing.assert_array_equal(pg.drawing.support_dots.get_ydata(), task.support_y[:shots, 0])
     shown = readout_numbers(pg)
+    expected_inits = named_inits(pg)
     for name in INITS:
         assert pg.current[name].diverged_at is None   # (α ≥ 0.05 can diverge from MAML's init)
-        predictions, query_mse = direct(pg.inits[name], task, shots, inner_lr, steps)
+        predictions, query_mse = direct(expected_inits[name], task, shots, inner_lr, steps)
         np.testing.assert_allclose(pg.drawing.pred_lines[name].get_ydata(), predictions,
                                    rtol=1e-4, atol=1e-4)
         assert pg.current[name].query_mse == pytest.approx(query_mse, rel=1e-4, abs=1e-6)
@@ -122,14 +133,18 @@ def test_diverging_alpha_is_shown_and_clipped(pg):
         y = np.asarray(pg.drawing.pred_lines[name].get_ydata())
         assert np.all(np.isfinite(y)) and np.all(np.abs(y) <= Y_CLIP)
         assert np.all(np.isfinite(pg.drawing.mse_lines[name].get_ydata()))
-    png = pg.snapshot_png()
-    assert png.startswith(b"\x89PNG")
+    assert np.array_equal(decode_png(pg.snapshot_png()), pixels(pg))  # the frame as drawn
     pg.inner_lr_slider.value = 0.01           # back to normal: the note goes away
     assert pg.note.value == "" and pg.drawing.diverged_text.get_text() == ""
 
 
 def pixels(pg):
     return np.asarray(pg.figure.canvas.get_renderer().buffer_rgba()).copy()
+
+
+def decode_png(data):
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
 
 
 def test_blitted_frame_equals_a_fresh_drawing():
@@ -154,7 +169,14 @@ def test_new_task_is_reproducible(pg):
 def test_static_picture_for_viewers_without_a_kernel(pg):
     bundle = pg._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["image/png"].startswith("iVBOR")   # base64 of the PNG signature
+    # the picture is the figure as it is drawn now
+    picture = decode_png(base64.b64decode(bundle["image/png"]))
+    assert np.array_equal(picture, pixels(pg))
+    # ... with every network's line in it (its colour appears)
+    from matplotlib.colors import to_rgb
+    colours = {tuple(c) for c in picture[..., :3].reshape(-1, 3)}
+    for name in INITS:
+        assert tuple(round(255 * v) for v in to_rgb(COLORS[name])) in colours, name
 
 
 def test_accepts_any_mlp_params():
@@ -163,8 +185,9 @@ def test_accepts_any_mlp_params():
     pre = sinusoid.init_params(jax.random.key(6), hidden=(16,))
     small = playground(maml_params, pre, seed=1, shots=5, inner_lr=0.1, steps=4)
     assert len(small.inits["random"]) == len(maml_params)  # random is shaped like MAML's
+    expected_inits = named_inits(small, maml_params, pre)
     for name in INITS:
-        predictions, _ = direct(small.inits[name], small.task, 5, 0.1, 4)
+        predictions, _ = direct(expected_inits[name], small.task, 5, 0.1, 4)
         np.testing.assert_allclose(small.drawing.pred_lines[name].get_ydata(), predictions,
                                    rtol=1e-4, atol=1e-4)
 

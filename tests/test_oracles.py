@@ -123,8 +123,9 @@ def test_inner_loop_trajectory_on_a_linear_model_in_closed_form(loss_name):
         w, inner_lr, steps = -0.4, 0.2, 3
         adapted, trajectory = maml.inner_loop({"w": jnp.float64(w)}, loss_fn, support,
                                               inner_lr, steps, trajectory=True)
-        expected_w = [closed_form(w, (s[None] for s in support), (s[None] for s in support),
-                                  inner_lr, n)[0][0] for n in range(steps + 1)]
+        as_batch = tuple(a[None] for a in support)          # a batch of this one task
+        expected_w = [closed_form(w, as_batch, as_batch, inner_lr, n)[0][0]
+                      for n in range(steps + 1)]
         np.testing.assert_allclose(trajectory.params["w"], expected_w, rtol=1e-12)
         np.testing.assert_allclose(trajectory.losses,
                                    [a_s * v ** 2 - 2 * b_s * v + e_s for v in expected_w],

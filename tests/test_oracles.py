@@ -300,6 +300,27 @@ def test_two_default_adam_steps_by_hand(recipe):
         assert abs(other - expected_losses[0]) > 0.05 * expected_losses[0]
 
 
+def test_the_objectives_as_jit_arguments_are_second_order_maml_and_the_plain_loss():
+    """``MamlObjective(loss_fn, α)`` is second-order MAML with one step unless told
+    otherwise; ``PlainObjective`` is the plain query loss (the linear oracle above)."""
+    from minimaml.train import MamlObjective, PlainObjective
+    w, inner_lr = 0.7, 0.15
+    with jax.enable_x64(True):
+        support, query = linear_tasks(seed=4)
+        params = {"w": jnp.float64(w)}
+        for objective, steps in ((MamlObjective(hand_linear_loss, inner_lr), 1),
+                                 (MamlObjective(hand_linear_loss, inner_lr, 2), 2)):
+            value, grad = jax.value_and_grad(objective)(params, support, query)
+            _, loss, expected, _ = closed_form(w, support, query, inner_lr, steps)
+            assert float(value) == pytest.approx(loss.mean(), rel=1e-12)
+            assert float(grad["w"]) == pytest.approx(expected.mean(), rel=1e-10)
+        value, grad = jax.value_and_grad(PlainObjective(hand_linear_loss))(params, support,
+                                                                           query)
+        assert float(value) == pytest.approx(closed_form(w, support, query, 0.1, 0)[1].mean(),
+                                             rel=1e-12)
+        assert float(grad["w"]) == pytest.approx(plain_gradient(w, query), rel=1e-12)
+
+
 def test_each_step_draws_its_tasks_from_fold_in_key_step():
     """optimize's documented protocol: step n trains on ``sample_tasks(fold_in(key, n))``
     (a fresh batch every step, the same however the steps are split into calls)."""

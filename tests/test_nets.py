@@ -41,6 +41,17 @@ def test_mlp_apply_by_hand():
                                    rtol=1e-12)
 
 
+def test_default_networks_are_the_papers():
+    """Section 5: the sinusoid regressor 1-40-40-1 (sinusoid.init_params) and, for Omniglot,
+    4 blocks of 64 3x3 filters and a 5-way linear layer by default."""
+    shapes = [p["w"].shape for p in conv_init(jax.random.key(0))]
+    assert shapes == [(3, 3, 1, 64), (3, 3, 64, 64), (3, 3, 64, 64), (3, 3, 64, 64), (64, 5)]
+    shapes = [p["w"].shape for p in mlp_init(jax.random.key(0))]
+    assert shapes == [(1, 40), (40, 40), (40, 1)]
+    w = np.concatenate([np.ravel(p["w"]) for p in mlp_init(jax.random.key(1))])
+    assert w.std() == pytest.approx(0.01 * TRUNCATED_STD, rel=0.05)   # official code: 0.01
+
+
 def test_conv_init_is_glorot_uniform_with_unit_scale_and_zero_offset():
     params = conv_init(jax.random.key(0), num_classes=7, in_channels=2, filters=32, blocks=3)
     assert len(params) == 4

@@ -108,6 +108,10 @@ def test_finetune_curves_by_hand():
         np.testing.assert_allclose(curves[t], expected[:, 0], rtol=1e-5)
         np.testing.assert_allclose(metric[t], expected[:, 1], rtol=1e-5)
     assert np.all(np.abs(curves[:, 3] - curves[:, 0]) > 1e-3 * curves[:, 0])   # steps matter
+    # no fine-tuning at all: the metric at θ
+    np.testing.assert_allclose(finetune_curves(params, sinusoid.sine_loss, tasks.support,
+                                               tasks.query, inner_lr, 0), curves[:, :1],
+                               rtol=1e-6)
 
 
 def test_mean_ci95_covers_the_true_mean_95_percent_of_the_time():

@@ -147,6 +147,11 @@ def main(argv=None):
     parser.add_argument("--sample", nargs="*", default=[],
                         help="group=size overrides, e.g. core=200 widgets=0")
     parser.add_argument("--groups", nargs="*", default=list(GROUPS), choices=list(GROUPS))
+    parser.add_argument("--only", nargs="*", choices=list(GROUPS),
+                        help="draw the samples of all --groups as usual but run only these "
+                             "(to split one study over several processes, each with its "
+                             "own --out; merge their results.jsonl and rerun with "
+                             "--budget-minutes 0 for one report)")
     args = parser.parse_args(argv)
     sizes = {name: GROUPS[name][2] for name in args.groups}
     for entry in args.sample:
@@ -158,8 +163,11 @@ def main(argv=None):
     out = pathlib.Path(args.out).resolve()
     work = out / "work"
     out.mkdir(parents=True, exist_ok=True)
-    copy_tree(work)
-    os.chdir(work)
+    if args.budget_minutes > 0:
+        copy_tree(work)
+        os.chdir(work)
+    else:                   # only the report: read the modules, run nothing
+        os.chdir(ROOT)
     env = os.environ
     env["PYTHONPATH"] = str(work)
     env["JAX_COMPILATION_CACHE_DIR"] = str(out / "jax-cache")
@@ -191,9 +199,10 @@ def main(argv=None):
             done[row["id"]] = row
     baseline_path = out / "baseline.json"
     baselines = json.loads(baseline_path.read_text()) if baseline_path.exists() else {}
-    for name, tests, _, _ in plan:
+    running = [entry for entry in plan if args.only is None or entry[0] in args.only]
+    for name, tests, _, _ in running:
         key = name
-        if key not in baselines:
+        if key not in baselines and args.budget_minutes > 0:
             start = time.perf_counter()
             outcome, output = run_tests(test_command(tests), timeout=3600)
             baselines[key] = time.perf_counter() - start
@@ -205,7 +214,9 @@ def main(argv=None):
     start = time.perf_counter()
     stopped = False
     with results_path.open("a") as log:
-        for name, tests, _, chosen in plan:
+        for name, tests, _, chosen in running:
+            if args.budget_minutes <= 0:
+                break
             timeout = 3 * baselines[name] + 60
             for mutation in chosen:
                 ident = (f"{mutation.module_path}:{mutation.operator_name}:"

@@ -48,8 +48,7 @@ NETS = ["tests/test_nets.py",
         "tests/test_omniglot.py::test_im2col_matches_native_conv",
         "tests/test_omniglot.py::test_conv_net_formulations_agree_under_vmap",
         "tests/test_omniglot.py::test_batch_norm_normalises_each_channel_over_the_batch_and_positions",
-        "tests/test_omniglot.py::test_conv_net_predictions_depend_on_the_batch_symmetrically",
-        "tests/test_omniglot.py::test_conv_maml_meta_gradient_matches_finite_differences"]
+        "tests/test_omniglot.py::test_conv_net_predictions_depend_on_the_batch_symmetrically"]
 # The fast tests that the core modules' mutants run against (issue 17: under 2 minutes).
 CORE_TESTS = [*LINEAR, *LOSSES, *TRAINING, *MLP, *CONVERGENCE, "tests/test_maml.py",
               "tests/test_train.py", *NETS]
@@ -152,6 +151,9 @@ def main(argv=None):
                              "(to split one study over several processes, each with its "
                              "own --out; merge their results.jsonl and rerun with "
                              "--budget-minutes 0 for one report)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="after the sample, run its surviving mutants again against the "
+                             "tests as they are now (after tests were added to kill them)")
     args = parser.parse_args(argv)
     sizes = {name: GROUPS[name][2] for name in args.groups}
     for entry in args.sample:
@@ -163,7 +165,7 @@ def main(argv=None):
     out = pathlib.Path(args.out).resolve()
     work = out / "work"
     out.mkdir(parents=True, exist_ok=True)
-    if args.budget_minutes > 0:
+    if args.budget_minutes > 0 or args.recheck:
         copy_tree(work)
         os.chdir(work)
     else:                   # only the report: read the modules, run nothing
@@ -189,7 +191,6 @@ def main(argv=None):
         print(f"{name}: {len(chosen)} of {len(population)} mutants, tests: {' '.join(tests)}",
               flush=True)
 
-    from cosmic_ray.mutating import mutate_and_test
     from cosmic_ray.testing import run_tests
     results_path = out / "results.jsonl"
     done = {}
@@ -202,7 +203,7 @@ def main(argv=None):
     running = [entry for entry in plan if args.only is None or entry[0] in args.only]
     for name, tests, _, _ in running:
         key = name
-        if key not in baselines and args.budget_minutes > 0:
+        if key not in baselines and (args.budget_minutes > 0 or args.recheck):
             start = time.perf_counter()
             outcome, output = run_tests(test_command(tests), timeout=3600)
             baselines[key] = time.perf_counter() - start
@@ -226,17 +227,8 @@ def main(argv=None):
                 if time.perf_counter() - start > 60 * args.budget_minutes:
                     stopped = True
                     break
-                t0 = time.perf_counter()
-                module = pathlib.Path(mutation.module_path).with_suffix("").as_posix()
-                first = FIRST.get(module.removeprefix("minimaml/"), [])
-                ordered = list(dict.fromkeys(first + tests))
-                result = mutate_and_test([mutation], test_command(ordered), timeout)
-                row = {"id": ident, "group": name, "module": str(mutation.module_path),
-                       "line": mutation.start_pos[0], "operator": mutation.operator_name,
-                       "outcome": result.test_outcome.value if result.test_outcome else
-                       result.worker_outcome.value,
-                       "timeout": result.output == "timeout", "seconds": round(time.perf_counter() - t0, 1),
-                       "diff": result.diff or "", "date": datetime.date.today().isoformat()}
+                row = run_mutant(mutation, name, tests, timeout)
+                row["id"] = ident
                 done[ident] = row
                 log.write(json.dumps(row) + "\n")
                 log.flush()
@@ -244,8 +236,39 @@ def main(argv=None):
                       f"({row['seconds']} s)", flush=True)
             if stopped:
                 break
+        if args.recheck:
+            for name, tests, _, chosen in running:
+                for mutation in chosen:
+                    ident = (f"{mutation.module_path}:{mutation.operator_name}:"
+                             f"{mutation.occurrence}")
+                    if done.get(ident, {}).get("outcome") != "survived":
+                        continue
+                    again = run_mutant(mutation, name, tests, 3 * baselines[name] + 60)
+                    done[ident] = {**done[ident], "recheck": again["outcome"],
+                                   "recheck_date": again["date"]}
+                    log.write(json.dumps(done[ident]) + "\n")
+                    log.flush()
+                    print(f"recheck {ident} line {again['line']}: {again['outcome']}",
+                          flush=True)
     report = write_report(out, plan, done, args, stopped)
     print(report)
+
+
+def run_mutant(mutation, group, tests, timeout):
+    """Apply one mutation in the copy, run its tests (its module's own first), restore."""
+    from cosmic_ray.mutating import mutate_and_test
+    t0 = time.perf_counter()
+    module = pathlib.Path(mutation.module_path).with_suffix("").as_posix()
+    first = FIRST.get(module.removeprefix("minimaml/"), [])
+    ordered = list(dict.fromkeys(first + tests))
+    result = mutate_and_test([mutation], test_command(ordered), timeout)
+    return {"group": group, "module": str(mutation.module_path),
+            "line": mutation.start_pos[0], "operator": mutation.operator_name,
+            "outcome": result.test_outcome.value if result.test_outcome else
+            result.worker_outcome.value,
+            "timeout": result.output == "timeout",
+            "seconds": round(time.perf_counter() - t0, 1),
+            "diff": result.diff or "", "date": datetime.date.today().isoformat()}
 
 
 def write_report(out, plan, done, args, stopped):
@@ -255,8 +278,9 @@ def write_report(out, plan, done, args, stopped):
                                            else "") + "`" + (" (stopped by the budget)"
                                                               if stopped else ""), "",
              "| group | mutants (all) | sampled | run | killed | of which by time-out | "
-             "survived | not testable | killed / run (95% interval) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "survived | not testable | killed / run (95% interval) | survivors killed "
+             "on recheck | killed / run after recheck |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     survivors = []
     for name, _, population, chosen in plan:
         ids = {f"{m.module_path}:{m.operator_name}:{m.occurrence}" for m in chosen}
@@ -267,13 +291,17 @@ def write_report(out, plan, done, args, stopped):
         n = len(killed) + len(survived)
         lo, hi = wilson(len(killed), n)
         score = f"{100 * len(killed) / n:.1f}% ({100 * lo:.0f}-{100 * hi:.0f}%)" if n else "-"
+        rechecked = [r for r in survived if r.get("recheck") == "killed"]
+        after = (f"{100 * (len(killed) + len(rechecked)) / n:.1f}%" if n and
+                 any("recheck" in r for r in survived) else "-")
         lines.append(f"| {name} | {population} | {len(chosen)} | {len(rows)} | {len(killed)} | "
                      f"{sum(r['timeout'] for r in killed)} | {len(survived)} | {other} | "
-                     f"{score} |")
+                     f"{score} | {len(rechecked)} | {after} |")
         survivors += sorted(survived, key=lambda r: (r["module"], r["line"]))
     lines += ["", "## Surviving mutants", ""]
     for r in survivors:
-        lines += [f"### {r['module']}:{r['line']} ({r['operator']}, {r['group']})", "",
+        note = f", killed on recheck {r['recheck_date']}" if r.get("recheck") == "killed" else ""
+        lines += [f"### {r['module']}:{r['line']} ({r['operator']}, {r['group']}{note})", "",
                   "```diff", r["diff"].strip(), "```", ""]
     report = "\n".join(lines)
     (out / "report.md").write_text(report)

@@ -77,13 +77,15 @@ def test_vmap_over_tasks_equals_python_loop():
     tasks = sample_tasks(jax.random.key(1), 5, 10, 10)
     loss_fn = mse_loss(mlp_apply)
     batched = maml.maml_objective(params, loss_fn, tasks.support, tasks.query, 0.01, 2)
+    one_task = jax.jit(maml.task_loss, static_argnums=(1, 4, 5))
     looped = np.mean([
-        maml.task_loss(params, loss_fn, (tasks.support_x[i], tasks.support_y[i]),
+        one_task(params, loss_fn, (tasks.support_x[i], tasks.support_y[i]),
                        (tasks.query_x[i], tasks.query_y[i]), 0.01, 2)
         for i in range(5)])
     np.testing.assert_allclose(batched, looped, rtol=1e-6)
     g_batched = jax.grad(maml.maml_objective)(params, loss_fn, tasks.support, tasks.query, 0.01)
-    g_looped = [jax.grad(maml.task_loss)(
+    one_task_grad = jax.jit(jax.grad(maml.task_loss), static_argnums=(1, 4))   # one compile
+    g_looped = [one_task_grad(
         params, loss_fn, (tasks.support_x[i], tasks.support_y[i]),
         (tasks.query_x[i], tasks.query_y[i]), 0.01) for i in range(5)]
     for leaf_b, *leaves_l in zip(jax.tree.leaves(g_batched), *map(jax.tree.leaves, g_looped)):

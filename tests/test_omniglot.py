@@ -285,6 +285,7 @@ def test_conv_net_predictions_depend_on_the_batch_symmetrically():
                                atol=1e-5)
 
 
+@pytest.mark.slow   # ~100 s of CPU (float64 second order through the conv net)
 def test_conv_maml_meta_gradient_matches_finite_differences():
     with jax.enable_x64(True):
         key = jax.random.key(0)

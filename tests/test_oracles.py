@@ -134,6 +134,12 @@ def test_inner_loop_trajectory_on_a_linear_model_in_closed_form(loss_name):
         new, loss_before = maml.sgd_step({"w": jnp.float64(w)}, loss_fn, support, inner_lr)
         assert float(new["w"]) == pytest.approx(expected_w[1], rel=1e-12)
         assert float(loss_before) == pytest.approx(a_s * w ** 2 - 2 * b_s * w + e_s, rel=1e-12)
+        # differentiating through one step sees dw'/dw = c = 1 − 2α·a_s, unless first order
+        second = lambda p: maml.sgd_step(p, loss_fn, support, inner_lr)[0]["w"]  # default
+        first = lambda p: maml.sgd_step(p, loss_fn, support, inner_lr, True)[0]["w"]
+        for step, slope in ((second, 1 - 2 * inner_lr * a_s), (first, 1.0)):
+            assert float(jax.grad(step)({"w": jnp.float64(w)})["w"]) == pytest.approx(
+                slope, rel=1e-12)
 
 
 def test_losses_by_hand():
@@ -156,6 +162,9 @@ def test_losses_by_hand():
         expected = -np.mean(log_softmax[np.arange(6), labels])
         assert float(cross_entropy_loss(apply)(matrix, (x, labels))) == pytest.approx(
             expected, rel=1e-12)
+        for rows in (5, 7):     # one label per row of logits, more or fewer is refused
+            with pytest.raises(ValueError, match="logits"):
+                cross_entropy_loss(apply)(matrix, (rng.normal(size=(rows, 3)), labels))
 
 
 # --- the meta-gradient of small MLPs: an explicit chain rule written here ----------------

@@ -140,10 +140,18 @@ def test_bad_cache_is_rebuilt_not_trusted(small1_zip, small1, tmp_path):
     # a cache that reads fine but holds other numbers is rejected by its key
     with np.load(cache_file) as data:
         arrays = dict(data)
+    good_key = arrays["key"]
     arrays["key"] = np.array("0" * 64)
     np.savez(cache_file, **arrays)
     with pytest.warns(UserWarning, match="bad Omniglot cache"):
         og.load(small1_zip, cache_dir=cache)
+    # the right key but the arrays disagree in length: one id too many, or too few
+    with np.load(cache_file) as data:
+        arrays = dict(data)
+    for ids in (np.append(arrays["ids"], 9999), arrays["ids"][:-1]):
+        np.savez(cache_file, **{**arrays, "key": good_key, "ids": ids})
+        with pytest.warns(UserWarning, match="bad Omniglot cache"):
+            og.load(small1_zip, cache_dir=cache)
     with warnings.catch_warnings():
         warnings.simplefilter("error")       # now valid again: no warning
         og.load(small1_zip, cache_dir=cache)

@@ -59,6 +59,10 @@ def test_divergence_is_reported_with_its_step():
     _, _, losses = train_small(0, steps=err.step, steps_per_call=100, inner_lr=5.0,
                                inner_steps=5) if err.step else (None, None, np.zeros(0))
     assert np.isfinite(losses).all()
+    # ...and one step more diverges there, whatever the chunks: err.step is the first bad step
+    with pytest.raises(TrainingDiverged) as again:
+        train_small(0, steps=err.step + 1, steps_per_call=1000, inner_lr=5.0, inner_steps=5)
+    assert again.value.step == err.step
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -145,11 +145,12 @@ def test_bad_cache_is_rebuilt_not_trusted(small1_zip, small1, tmp_path):
     np.savez(cache_file, **arrays)
     with pytest.warns(UserWarning, match="bad Omniglot cache"):
         og.load(small1_zip, cache_dir=cache)
-    # the right key but the arrays disagree in length: one id too many, or too few
+    # the right key but one character's id and alphabet too many, or too few, for the images
     with np.load(cache_file) as data:
         arrays = dict(data)
-    for ids in (np.append(arrays["ids"], 9999), arrays["ids"][:-1]):
-        np.savez(cache_file, **{**arrays, "key": good_key, "ids": ids})
+    for ids, alphabets in ((np.append(arrays["ids"], 9999), np.append(arrays["alphabets"], "x")),
+                           (arrays["ids"][:-1], arrays["alphabets"][:-1])):
+        np.savez(cache_file, **{**arrays, "key": good_key, "ids": ids, "alphabets": alphabets})
         with pytest.warns(UserWarning, match="bad Omniglot cache"):
             og.load(small1_zip, cache_dir=cache)
     with warnings.catch_warnings():

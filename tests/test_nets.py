@@ -23,8 +23,9 @@ def test_mlp_init_is_truncated_normal_weights_and_zero_biases():
     assert abs(w.mean()) < 0.01
     # one key per layer: the layers are not copies of each other
     assert not np.allclose(np.ravel(params[0]["w"])[:6], np.ravel(params[2]["w"])[:6])
-    with pytest.raises(ValueError, match="sizes"):
-        mlp_init(jax.random.key(0), (3,))
+    for sizes in ((3,), (1, 0, 1)):        # at least two widths, each at least one
+        with pytest.raises(ValueError, match="sizes"):
+            mlp_init(jax.random.key(0), sizes)
 
 
 def test_mlp_apply_by_hand():

@@ -152,10 +152,11 @@ def test_losses_by_hand():
         mse = mse_loss(apply)
         assert float(mse(matrix, (x, y))) == pytest.approx(np.mean((x @ matrix - y) ** 2),
                                                            rel=1e-12)
-        weights = np.array([1.0, 0.0, 2.0, 0.0, 1.0, 0.5])
         per_example = np.mean((x @ matrix - y) ** 2, axis=1)
-        assert float(mse(matrix, (x, y, weights))) == pytest.approx(
-            np.sum(weights * per_example) / np.sum(weights), rel=1e-12)
+        for weights in ([1.0, 0.0, 2.0, 0.0, 1.0, 0.5], [0.25, 0.0, 0.0, 0.5, 0.0, 0.0]):
+            weights = np.array(weights)         # (the second sums to less than one)
+            assert float(mse(matrix, (x, y, weights))) == pytest.approx(
+                np.sum(weights * per_example) / np.sum(weights), rel=1e-12)
         labels = np.array([0, 1, 1, 0, 1, 0])
         logits = x @ matrix
         log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))

@@ -396,3 +396,17 @@ def test_no_data_and_no_network_is_one_line_naming_address_and_variable(tmp_path
     assert og.BASE_URL + "images_background.zip" in message
     assert og.DATA_DIR_VARIABLE in message and "images_evaluation.zip" in message
     assert og.main(["--out", str(tmp_path / "run"), "--no-progress"]) == 2
+
+
+def test_default_config_is_the_papers():
+    """Section 5.2 and Appendix A.1: 5-way, one step at α = 0.4 (three at test), meta-batch
+    32, Adam 1e-3, 60,000 steps, 4 blocks of 64 filters, 1,200 training characters; 20-way:
+    five steps at α = 0.1 (five at test), meta-batch 16."""
+    config = og.Config()
+    assert (config.ways, config.shots, config.inner_steps, config.inner_lr,
+            config.eval_inner_steps, config.meta_batch, config.meta_lr, config.meta_steps,
+            config.filters, config.blocks, config.train_characters) == (
+        5, 1, 1, 0.4, 3, 32, 1e-3, 60_000, 64, 4, 1200)
+    twenty = og.paper_config(20, 5)
+    assert (twenty.ways, twenty.shots, twenty.inner_steps, twenty.inner_lr,
+            twenty.eval_inner_steps, twenty.meta_batch) == (20, 5, 5, 0.1, 5, 16)

@@ -548,3 +548,17 @@ def test_each_playground_curve_is_the_theta_its_label_names():
                                  task.support_y[:shots], task.query_x, task.query_y, GRID,
                                  inner_lr, (steps, steps))
     assert np.max(np.abs(maml_fit - pre_fit)) > 0.5
+
+
+def test_playground_divergence_rule():
+    """diverged_at: the first step whose query MSE is not finite *or* above DIVERGED_MSE
+    (a finite but huge error counts), or whose predictions are not all finite."""
+    from minimaml.widgets import DIVERGED_MSE, Adaptation, diverged_at
+    fine = np.zeros((4, 3))
+    mse = np.array([1.0, 10.0, 2 * DIVERGED_MSE, 5 * DIVERGED_MSE])
+    assert diverged_at(Adaptation(fine, mse, mse)) == 2                 # finite, too large
+    assert diverged_at(Adaptation(fine, np.array([1.0, np.nan, 1.0, 1.0]), mse)) == 1
+    broken = fine.copy()
+    broken[3, 1] = np.inf
+    assert diverged_at(Adaptation(broken, np.ones(4), mse)) == 3         # predictions
+    assert diverged_at(Adaptation(fine, np.ones(4), mse)) is None

@@ -481,6 +481,6 @@ def test_item13_finetune_curves_checks_task_chunk_and_the_number_of_tasks():
 
 def test_item13_the_playground_takes_numpy_numbers():
     from minimaml.checks import check_number
-    from minimaml.widgets.playground import playground
+    from minimaml.widgets import playground
     assert check_number(np.float32(0.1), "inner_lr", 0.001, 0.1) == pytest.approx(0.1)
     assert playground(inner_lr=np.float32(0.1), shots=np.int64(5)) is not None

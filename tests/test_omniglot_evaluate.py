@@ -113,19 +113,31 @@ def test_evaluate_cli_rejects_each_bad_file_before_reading_data(tmp_path, capsys
         assert code == 2, name
         assert err.startswith("error: ") and err.count("\n") == 1, (name, err)
         assert str(path) in err and "Traceback" not in err, (name, err)
+        assert err.startswith(f"error: --params: {path}"), (name, err)
         for word in words:
             assert word in err, (name, err)
     assert not (tmp_path / "out").exists()       # nothing written on bad input
 
 
 def test_evaluate_cli_rejects_bad_sizes_and_settings_without_a_shipped_theta(tmp_path, capsys):
-    for argv, words in ((["--ways", "1"], ["ways must be an integer >= 2"]),
-                        (["--eval-tasks", "0"], ["eval_tasks"]),
+    (tmp_path / "a_file").write_text("in the way")
+    npz.save(tmp_path / "five.npz", tiny_params(ways=5))
+    for argv, words in ((["--ways", "1"], ["--ways must be an integer >= 2; got 1"]),
+                        (["--eval-tasks", "0"], ["--eval-tasks must be an integer >= 1"]),
+                        (["--eval-inner-steps", "-1"], ["--eval-inner-steps must be"]),
+                        (["--eval-tasks", "many"], ["--eval-tasks", "invalid int value"]),
                         (["--ways", "20"], ["no shipped parameters for 20-way 1-shot",
-                                            "--params"])):
-        assert evaluate_main([*argv, "--out", str(tmp_path)]) == 2
+                                            "--params"]),
+                        (["--ways", "20", "--params", str(tmp_path / "five.npz")],
+                         ["--params", "five.npz", "5 outputs", "20-way tasks need"]),
+                        (["--out", str(tmp_path / "a_file")], ["--out", "a_file",
+                                                               "in the way"])):
+        out = [] if "--out" in argv else ["--out", str(tmp_path / "out")]
+        assert evaluate_main([*argv, *out]) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and all(w in err for w in words), err
+        assert err.startswith("error: ") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_bad_file_through_the_real_command_line(tmp_path):

@@ -151,17 +151,49 @@ def run(args) -> dict:
 
 
 def _row_for(run_dir: pathlib.Path) -> dict | None:
+    """A finished run (metrics.json + budget.json), or a run stopped before its meta-test
+    whose last checkpoint was evaluated with ``python -m minimaml.omniglot evaluate
+    --params RUN/checkpoint.npz --out RUN/evaluate`` (its CPU time unknown)."""
     metrics, budget = run_dir / "metrics.json", run_dir / "budget.json"
-    if not (metrics.exists() and budget.exists()):
+    if metrics.exists() and budget.exists():
+        m, b = json.loads(metrics.read_text()), json.loads(budget.read_text())
+        c = m["config"]
+        return {"ways": c["ways"], "shots": c["shots"], "steps": m["meta_steps"],
+                "train_minutes": m["train_seconds"] / 60,
+                "wall_minutes": b["wall_seconds"] / 60, "cpu_minutes": b["cpu_seconds"] / 60,
+                "accuracy": m["test_accuracy"]["mean"], "ci95": m["test_accuracy"]["ci95"],
+                "eval_steps": c["eval_inner_steps"], "command": b["command"],
+                "load": f"{b['load_before']} → {b['load_after']}",
+                "budget_minutes": c["max_train_seconds"] / 60, "note": ""}
+    evaluated, checkpoint = run_dir / "evaluate" / "metrics.json", run_dir / "checkpoint.npz"
+    if not (evaluated.exists() and checkpoint.exists()):
         return None
-    m, b = json.loads(metrics.read_text()), json.loads(budget.read_text())
-    c = m["config"]
-    return {"ways": c["ways"], "shots": c["shots"], "steps": m["meta_steps"],
-            "train_minutes": m["train_seconds"] / 60, "wall_minutes": b["wall_seconds"] / 60,
-            "cpu_minutes": b["cpu_seconds"] / 60, "accuracy": m["test_accuracy"]["mean"],
-            "ci95": m["test_accuracy"]["ci95"], "eval_steps": c["eval_inner_steps"],
-            "command": b["command"], "load": f"{b['load_before']} → {b['load_after']}",
-            "budget_minutes": c["max_train_seconds"] / 60}
+    import numpy as np
+    with np.load(checkpoint, allow_pickle=False) as data:   # today's format or the earlier
+        prefix = "_" if "_step" in data.files else ""
+        step, state = int(data[prefix + "step"]), json.loads(str(data[prefix + "state"]))
+    m, c = json.loads(evaluated.read_text()), state["config"]
+    typed = run_dir / "command.txt"      # the command as typed, when it differs from ours
+    command = typed.read_text().strip() if typed.exists() else "python " + " ".join(
+        cli_command(c["ways"], c["shots"], c["max_train_seconds"] / 60, str(run_dir), None,
+                    c["eval_every"]))
+    return {"ways": c["ways"], "shots": c["shots"], "steps": step,
+            "train_minutes": state["train_seconds"] / 60, "wall_minutes": None,
+            "cpu_minutes": None, "accuracy": m["test_accuracy"]["mean"],
+            "ci95": m["test_accuracy"]["ci95"], "eval_steps": m["test_accuracy"]["steps"],
+            "command": command, "load": "unrecorded",
+            "budget_minutes": c["max_train_seconds"] / 60,
+            "note": f"stopped before its budget ran out; its last "
+                    f"checkpoint (step {step:,}) meta-tested by `python -m minimaml.omniglot "
+                    f"evaluate --ways {c['ways']} --shots {c['shots']} --params "
+                    f"{_shown_path(m['params'])}`"}
+
+
+def _shown_path(path: str) -> str:
+    try:
+        return str(pathlib.Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
 
 
 def table(rows: dict, speed: dict | None) -> list[str]:
@@ -184,7 +216,9 @@ def table(rows: dict, speed: dict | None) -> list[str]:
             f"| {ways}-way {shots}-shot | {PAPER[(ways, shots)]} | "
             f"**{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}** | {r['steps']:,} | "
             f"{r['train_minutes']:.0f} min ({r['budget_minutes']:g} min) | "
-            f"{r['cpu_minutes']:.0f} min | {speed_cells} | `{r['command']}` |")
+            + (f"{r['cpu_minutes']:.0f} min" if r["cpu_minutes"] is not None else "—")
+            + f" | {speed_cells} | `{r['command']}`" + (f" ({r['note']})" if r["note"] else "")
+            + " |")
     return lines
 
 
@@ -217,15 +251,39 @@ def record(args) -> str:
         lines += ["", f"Speed: `python benchmarks/omniglot_settings.py measure` (median of "
                   f"timed chunks after a compile chunk). Load averages while timing "
                   f"(before → after): " + "; ".join(
-                      f"{s['ways']}-way {s['shots']}-shot {s['load_before']} → "
-                      f"{s['load_after']} ({s.get('measured', 'earlier')})"
+                      f"{s['ways']}-way {s['shots']}-shot "
+                      f"{s.get('load_before', speed.get('load_before', '?'))} → "
+                      f"{s.get('load_after', speed.get('load_after', '?'))} "
+                      f"({s.get('measured', 'earlier')})"
                       for s in speed["settings"]) + ". Runs' load "
                   f"averages (before → after): " + "; ".join(
                       f"{w}-way {k}-shot {r['load']}" for (w, k), r in rows.items()) + "."]
     text = "\n".join(lines)
     write_section("omniglot_settings", text)
+    write_results(rows, speed, pathlib.Path(args.results))
     print(text)
     return text
+
+
+def write_results(rows: dict, speed: dict | None, path: pathlib.Path) -> None:
+    """The table as data, for chapter 6 (``minimaml/data/omniglot_settings.json``)."""
+    per_step = {(s["ways"], s["shots"]): s for s in (speed or {}).get("settings", [])}
+    settings = []
+    for ways, shots in SETTINGS:
+        r, s = rows.get((ways, shots)), per_step.get((ways, shots))
+        settings.append({
+            "ways": ways, "shots": shots, "paper": PAPER[(ways, shots)],
+            "run": None if r is None else {k: r[k] for k in (
+                "accuracy", "ci95", "steps", "train_minutes", "cpu_minutes",
+                "budget_minutes", "command", "load", "note")},
+            "speed": None if s is None else {k: s.get(k) for k in (
+                "wall_s_per_step", "cpu_s_per_step", "projected_hours_wall",
+                "projected_hours_cpu", "load_before", "load_after", "measured")}})
+    result = {"machine": speed["machine"] if speed else machine_description(),
+              "paper_steps": PAPER_STEPS, "written": time.strftime("%Y-%m-%d"),
+              "how": "python benchmarks/omniglot_settings.py record (BENCHMARKS.md, "
+                     "section omniglot_settings)", "settings": settings}
+    path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 def main(argv=None):
@@ -252,6 +310,9 @@ def main(argv=None):
     r.add_argument("--nice", type=int, default=10)
     c = sub.add_parser("record", help="write the BENCHMARKS.md section")
     c.add_argument("--runs", default=str(DEFAULT_DIR))
+    c.add_argument("--results", default=str(ROOT / "minimaml" / "data" /
+                                            "omniglot_settings.json"),
+                   help="the table as JSON, for chapter 6")
     args = p.parse_args(argv)
     {"measure": measure, "run": run, "record": record}[args.command](args)
     return 0

@@ -151,6 +151,10 @@ def check_06(r):
             assert maml_1 > max(m for m, _ in row.values()), name
     first, last = r["pretrain_losses_first_last"]
     assert last < first
+    assert r["pretrain_steps"] == 60                           # pretrained here, small
+    table = {(row["ways"], row["shots"]): row for row in r["settings_table"]}
+    assert sorted(table) == [(5, 1), (5, 5), (20, 1), (20, 5)]  # the paper's four settings
+    assert table[(5, 1)]["paper"].startswith("98.7")
 
 
 def check_07(r):

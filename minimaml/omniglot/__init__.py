@@ -23,7 +23,8 @@ from .experiment import (Config, data_record, evaluate, init_params, paper_confi
                          split_images, train)
 from .model import ConvNet, GroupedAccuracy, classifier, task_accuracies
 from .plots import plot
-from .shipped import SHIPPED, load_params, shipped_params, shipped_path
+from .shipped import (SHIPPED, load_params, shipped_params, shipped_path,
+                      shipped_transfer)
 from .sizes import check_data, estimate_memory
 from .tasks import (OmniglotTasks, check_task_shape, query_groups, sample_tasks,
                     split_characters, task_sampler)

@@ -22,6 +22,8 @@ from ..types import PyTree
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 # (ways, shots) -> file in minimaml/data; minimaml/data/README.md says how each was made.
 SHIPPED = {(5, 1): "omniglot_5way1shot.npz"}
+# chapter 6's transfer baseline: the conv net pretrained as one 1,200-way classifier
+TRANSFER = "omniglot_transfer_1200way.npz"
 
 _LAYOUT = ("the conv net of minimaml.nets.conv_init: blocks {w: (3, 3, C_in, F), "
            "scale: (F,), offset: (F,)} then a head {w: (F, N), b: (N,)}, as written by "
@@ -96,3 +98,13 @@ def _check_against(path, tree, like):
 def shipped_params(ways: int = 5, shots: int = 1) -> PyTree:
     """The θ shipped in ``minimaml/data`` for N-way K-shot (see its README.md)."""
     return load_params(shipped_path(ways, shots), ways)
+
+
+def shipped_transfer() -> tuple[PyTree, dict[str, np.ndarray]]:
+    """The transfer baseline's pretrained 1,200-way net shipped in ``minimaml/data``
+    (made by ``scripts/make_transfer_baseline.py``), checked, and how it was made:
+    ``steps``, ``seed``, ``wall_seconds``, ``cpu_seconds``, ``losses``."""
+    path = DATA / TRANSFER
+    params = load_params(path)
+    _, extra = npz.load(path)
+    return params, extra

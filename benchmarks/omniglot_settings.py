@@ -16,6 +16,10 @@ background (run them niced: the machine is shared):
         child process and records its wall time and CPU time (user + system, from the
         kernel's rusage of the child) in OUT/budget.json
 
+    python benchmarks/omniglot_settings.py evaluate [--data DIR]
+        times ``python -m minimaml.omniglot evaluate`` on the shipped θ (wall and CPU
+        time of the whole command) -> BENCHMARKS.md section omniglot_evaluate
+
     python benchmarks/omniglot_settings.py record [--runs runs/omniglot_settings]
         writes the section ``omniglot_settings`` of BENCHMARKS.md from speed.json and
         every run's metrics.json + budget.json, and prints the table the README quotes
@@ -150,6 +154,38 @@ def run(args) -> dict:
     return budget
 
 
+def time_evaluate(args) -> dict:
+    """``python -m minimaml.omniglot evaluate`` on the shipped θ (600 tasks) as a child:
+    its wall and CPU time and what it printed -> BENCHMARKS.md section omniglot_evaluate."""
+    out = pathlib.Path(args.out)
+    argv = [sys.executable, "-m", "minimaml.omniglot", "evaluate", "--out", str(out),
+            "--no-progress"] + (["--data", args.data] if args.data else [])
+    load_before, start = load_average(), time.perf_counter()
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    printed = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall, cpu = time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+    metrics = json.loads((out / "metrics.json").read_text())
+    acc = metrics["test_accuracy"]
+    text = "\n".join([
+        "## Omniglot: evaluating the shipped θ (`python -m minimaml.omniglot evaluate`)", "",
+        f"Machine: {machine_description()}; load average {load_before} before, "
+        f"{load_average()} after (a shared machine).", "",
+        "Command: `python -m minimaml.omniglot evaluate --out DIR --no-progress` (the "
+        "shipped 5-way 1-shot θ, 600 test tasks, 3 SGD steps at α = 0.4; run by "
+        "`python benchmarks/omniglot_settings.py evaluate`).", "",
+        f"| exit status | wall time, whole command | CPU time (user + system) | of it "
+        f"evaluating (wall, compilation included) | test accuracy |",
+        "|---|---|---|---|---|",
+        f"| {os.waitstatus_to_exitcode(status)} | {wall:.1f} s | {cpu:.1f} s | "
+        f"{metrics['eval_seconds']:.1f} s | {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f}% |",
+        "", "It printed:", "", "```", printed.strip(), "```"])
+    write_section("omniglot_evaluate", text)
+    print(text)
+    return {"wall_seconds": wall, "cpu_seconds": cpu}
+
+
 def _row_for(run_dir: pathlib.Path) -> dict | None:
     """A finished run (metrics.json + budget.json), or a run stopped before its meta-test
     whose last checkpoint was evaluated with ``python -m minimaml.omniglot evaluate
@@ -262,7 +298,24 @@ def record(args) -> str:
     write_section("omniglot_settings", text)
     write_results(rows, speed, pathlib.Path(args.results))
     print(text)
+    print("\nFor the README:\n\n" + "\n".join(readme_table(rows, speed)))
     return text
+
+
+def readme_table(rows: dict, speed: dict | None) -> list[str]:
+    """The README's short form of the table."""
+    per_step = {(s["ways"], s["shots"]): s for s in (speed or {}).get("settings", [])}
+    lines = ["| setting | paper, 60,000 steps | here: test accuracy, % | meta-steps | "
+             "training budget (used) | CPU s / step | 60,000 steps, CPU hours |",
+             "|---|---|---|---|---|---|---|"]
+    for ways, shots in SETTINGS:
+        r, s = rows.get((ways, shots)), per_step.get((ways, shots))
+        run = (f"**{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}** | {r['steps']:,} | "
+               f"{r['budget_minutes']:g} min ({r['train_minutes']:.0f} min)") if r \
+            else "not run | — | —"
+        fast = f"{s['cpu_s_per_step']} | {s['projected_hours_cpu']:g}" if s else "— | —"
+        lines.append(f"| {ways}-way {shots}-shot | {PAPER[(ways, shots)]} | {run} | {fast} |")
+    return lines
 
 
 def write_results(rows: dict, speed: dict | None, path: pathlib.Path) -> None:
@@ -308,13 +361,17 @@ def main(argv=None):
     r.add_argument("--out", required=True)
     r.add_argument("--data", default=None)
     r.add_argument("--nice", type=int, default=10)
+    e = sub.add_parser("evaluate", help="time the evaluate command on the shipped θ")
+    e.add_argument("--out", default=str(DEFAULT_DIR / "evaluate_shipped"))
+    e.add_argument("--data", default=None)
     c = sub.add_parser("record", help="write the BENCHMARKS.md section")
     c.add_argument("--runs", default=str(DEFAULT_DIR))
     c.add_argument("--results", default=str(ROOT / "minimaml" / "data" /
                                             "omniglot_settings.json"),
                    help="the table as JSON, for chapter 6")
     args = p.parse_args(argv)
-    {"measure": measure, "run": run, "record": record}[args.command](args)
+    {"measure": measure, "run": run, "record": record,
+     "evaluate": time_evaluate}[args.command](args)
     return 0
 
 

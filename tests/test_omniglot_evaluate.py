@@ -162,6 +162,32 @@ def test_shipped_theta_is_small_plain_and_five_way():
         assert int(data["_meta_steps"]) > 0
 
 
+def test_shipped_transfer_net_is_small_plain_and_1200_way():
+    path = og.shipped_path(5, 1).parent / "omniglot_transfer_1200way.npz"
+    assert path.stat().st_size <= 1_000_000
+    params, made = og.shipped_transfer()
+    assert np.shape(params[-1]["w"]) == (64, 1200) and len(params) == 5
+    losses = made["losses"]
+    assert len(losses) == int(made["steps"]) > 0
+    assert losses[-50:].mean() < 0.5 * losses[:50].mean()   # it learnt the 1,200 classes
+    assert float(made["wall_seconds"]) > 0 and float(made["cpu_seconds"]) > 0
+
+
+def test_four_settings_table_is_the_papers_four_with_its_numbers():
+    import importlib.resources
+    table = json.loads((importlib.resources.files("minimaml") / "data" /
+                        "omniglot_settings.json").read_text())
+    rows = {(r["ways"], r["shots"]): r for r in table["settings"]}
+    assert sorted(rows) == [(5, 1), (5, 5), (20, 1), (20, 5)]
+    assert [rows[k]["paper"][:4] for k in [(5, 1), (5, 5), (20, 1), (20, 5)]] == [
+        "98.7", "99.9", "95.8", "98.9"]                  # Finn et al. (2017), Table 1
+    for row in rows.values():
+        assert row["speed"] is not None            # every setting's s/step was measured
+        if row["run"] is not None:
+            assert 0 < row["run"]["accuracy"] <= 1 and row["run"]["steps"] > 0
+    assert rows[(5, 1)]["run"]["accuracy"] > 0.98   # the shipped θ's run
+
+
 # --- evaluate: the function and the command agree ------------------------------------
 
 @pytest.mark.slow

@@ -16,11 +16,12 @@ import numpy as np
 
 from ..cli import CommandLine, Flag
 from ..evaluate import mean_ci95
-from ..runs import RunFolder, versions
+from ..runs import RunFolder, check_memory, memory_limit, versions
 from ..types import PyTree
 from .data import DataUnavailable, Omniglot, load
 from .experiment import _evaluate, paper_config, split_images
 from .shipped import load_params, shipped_path
+from .sizes import estimate_memory
 
 
 def evaluate_params(params: PyTree, data: Omniglot, ways: int = 5, shots: int = 1, *,
@@ -73,6 +74,8 @@ FLAGS = (
          "--ways)"),
     Flag("--seed", int, "picks the test tasks (default: 0, the training runs' seed)",
          default=0),
+    Flag("--memory-limit-gb", float, "refuse an evaluation whose largest arrays would need "
+         "more (default: the device's memory)", in_config=False),
     Flag("--no-progress", None, "no progress bars", in_config=False),
 )
 
@@ -92,7 +95,8 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 def _evaluate_command(args) -> int:
     start = time.perf_counter()
     fields = COMMAND_LINE.config_fields(args)
-    paper_config(**fields)          # the sizes, checked before any file is read
+    config = paper_config(**fields)          # the sizes, checked before any file is read
+    memory_limit(args.memory_limit_gb)
     if args.params is not None:
         path = args.params
         try:
@@ -109,6 +113,11 @@ def _evaluate_command(args) -> int:
             if args.data is None or isinstance(err, DataUnavailable):
                 raise
             raise type(err)(f"--data: {err}") from None
+        *blocks, head = params
+        sized = dataclasses.replace(config, filters=int(np.shape(head["w"])[0]),
+                                    blocks=len(blocks))
+        check_memory({"the meta-test": estimate_memory(sized, len(data.ids))["the meta-test"]},
+                     args.memory_limit_gb)
         metrics = evaluate_params(params, data, args.ways, args.shots,
                                   eval_tasks=args.eval_tasks,
                                   eval_inner_steps=args.eval_inner_steps, seed=args.seed)

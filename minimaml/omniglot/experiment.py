@@ -20,7 +20,7 @@ from ..types import PyTree
 from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from .data import DRAWINGS, Omniglot, content_sha256
 from .model import GroupedAccuracy, classifier
-from .sizes import EVAL_CHUNK, check_data, estimate_memory
+from .sizes import check_data, estimate_memory, eval_chunk
 from .tasks import sample_tasks, split_characters, task_sampler
 
 MAX_STEPS = 2**31 - 1     # training steps are counted in 32-bit integers on the device
@@ -145,7 +145,8 @@ def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1):
     apply_fn, loss_fn = classifier(conv)
     metric = _FiniteAccuracy(GroupedAccuracy(apply_fn, config.ways, config.queries))
     curves = finetune_curves(params, loss_fn, tasks.support, tasks.query, config.inner_lr,
-                             config.eval_inner_steps, metric_fn=metric, task_chunk=EVAL_CHUNK)
+                             config.eval_inner_steps, metric_fn=metric,
+                             task_chunk=eval_chunk(config))
     diverged = ~np.isfinite(curves)
     if diverged.any(axis=1).sum() > max_diverged_fraction * len(curves):
         step = int(np.argmax(diverged.any(axis=0)))

@@ -5,7 +5,17 @@ from typing import Any
 from ..checks import ArgumentError, check_int
 from .data import DRAWINGS, IMAGE_SIZE, Omniglot
 
-EVAL_CHUNK = 50           # meta-test tasks fine-tuned at a time
+EVAL_CHUNK = 50           # meta-test tasks fine-tuned at a time, at most...
+EVAL_CHUNK_IMAGES = 4000  # ...and at most this many support + query images in a chunk
+
+
+def eval_chunk(config: Any) -> int:
+    """Meta-test tasks fine-tuned at a time: 50 for 5-way 1-shot, fewer for larger tasks
+    (20-way 1-shot: 12), so the fine-tuning's memory stays near 5-way 1-shot's rather
+    than growing with N·(K + Q) (fifty 20-way tasks would need ~25 GB on the CPU). Each
+    task is fine-tuned on its own, so the chunk changes no result."""
+    images = config.ways * (config.shots + config.eval_queries)
+    return max(1, min(EVAL_CHUNK, EVAL_CHUNK_IMAGES // images))
 
 
 def check_data(config: Any, data: Omniglot) -> None:
@@ -45,7 +55,7 @@ def estimate_memory(config: Any, num_characters: int) -> dict[str, tuple[float, 
     training = (4.0 * train_images * activations * (config.inner_steps + 1) * per_state
                 + 150.0 * config.meta_steps)               # the loss history, in the record
     meta_test = (4.0 * config.eval_tasks * test_images * pixels * 4     # all tasks, turned
-                 + 4.0 * EVAL_CHUNK * test_images * activations
+                 + 4.0 * eval_chunk(config) * test_images * activations
                  * (config.eval_inner_steps + 1) * _FINE_TUNING)
     return {"the training": (fixed + training,
                              "meta_batch, ways, queries, inner_steps or meta_steps"),

@@ -133,7 +133,8 @@ def report(studies, machine, command, seconds):
         f"Command: `{command}` · machine: {machine} · versions: "
         + ", ".join(f"{k} {v}" for k, v in studies[0]["runs"][0]["versions"].items()
                     if k in ("minimaml", "jax", "optax", "numpy", "python", "backend"))
-        + f" · {seconds / 60:.0f} min in all, niced, beside other work.",
+        + f" · this invocation {seconds / 60:.0f} min (runs already in runs/sinusoid_seeds/ are "
+        "reused, not rerun), niced, beside other work.",
         "",
         "Each run is `python -m minimaml.sinusoid --seed S [--inner-lr A]`: the paper's config "
         "(70,000 meta-steps, meta-batch 25, K = 10 + 10, one inner step, Adam 1e-3, second "

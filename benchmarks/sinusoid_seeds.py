@@ -181,6 +181,19 @@ def report(studies, machine, command, seconds):
     return "\n".join(lines)
 
 
+def compact_json(data, digits=6):
+    """JSON with floats to ``digits`` significant digits, one line per run (it ships in the package)."""
+    def rounded(value):
+        if isinstance(value, float):
+            return float(f"{value:.{digits}g}")
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        return value
+    return json.dumps(rounded(data), separators=(",", ":")) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1 (default 5)")
@@ -207,9 +220,8 @@ def main(argv=None):
     print(text)
     if args.quick:
         return 0
-    JSON_PATH.write_text(json.dumps({"machine": machine, "command": command,
-                                     "paper_k5": PAPER_K5, "studies": studies,
-                                     "versions": versions()}, indent=1))
+    JSON_PATH.write_text(compact_json({"machine": machine, "command": command, "paper_k5": PAPER_K5,
+                                       "studies": studies, "versions": versions()}))
     write_section("sinusoid_seeds", text)
     print(f"wrote {JSON_PATH.relative_to(ROOT)} and the sinusoid_seeds section of BENCHMARKS.md")
     return 0

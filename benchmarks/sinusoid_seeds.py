@@ -182,7 +182,7 @@ def report(studies, machine, command, seconds):
 
 
 def compact_json(data, digits=6):
-    """JSON with floats to ``digits`` significant digits, one line per run (it ships in the package)."""
+    """JSON on one line, floats to ``digits`` significant digits (it ships in the package)."""
     def rounded(value):
         if isinstance(value, float):
             return float(f"{value:.{digits}g}")

@@ -10,8 +10,7 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # # Chapter 3 — MAML on sinusoids: the paper's experiment, reproduced
 #
 # **What you will learn.** How MAML meta-trains on a distribution of tasks p(T), what
-# the "pretrained" baseline of the paper learns instead (and why, exactly, it cannot
-# adapt), and how the *meta-test* protocol measures the result: fresh tasks, a fixed
+# the "pretrained" baseline of the paper learns instead (exactly), and how the *meta-test* protocol measures the result: fresh tasks, a fixed
 # fine-tuning budget, error bars. We run the paper's full configuration — 70,000
 # meta-steps — on the CPU, reproduce the paper's Fig. 2 and Fig. 3, put our numbers
 # next to the paper's, and then look at how much they move with the random seed.
@@ -137,8 +136,9 @@ print("training loss, mean of the last 1,000 steps:", {k: round(v, 3) for k, v i
 #
 # with E[A] = (0.1 + 5.0)/2 = 2.55, so f*(x) ≈ −1.62 cos x. The phases cover only half
 # a period, [0, π], so the sine waves do *not* cancel. The error that remains is
-# E[y²] − E[f*(x)²], computed below (E[y²] = E[A²]/2 because sin² averages to ½ over a
-# whole period of φ − x, and E[cos² x] over x ∈ [−5, 5] is ½ + sin(10)/20).
+# E[y²] − E[f*(x)²], computed below (E[y²] = E[A²]/2 because sin²(x − φ) averages to ½
+# over φ ∈ [0, π], a whole period of sin², and E[cos² x] over x ∈ [−5, 5] is
+# ½ + sin(10)/20).
 
 # %%
 mean_amplitude = sum(sinusoid.AMPLITUDE_RANGE) / 2
@@ -200,8 +200,9 @@ display(Markdown(
 #   over tasks with a 95% confidence interval (1.96 · std / √n, as the official code's
 #   test does over its 600 tasks).
 #
-# Like the paper (Section 5.1: it fine-tunes "a single meta-learned model" on K = 5, 10
-# and 20 points), we meta-train once, with K = 10, and meta-test that one θ at every K.
+# Like the paper, which meta-trains one model with K = 10 and fine-tunes that single
+# model with K = 5, 10 and 20 points (Section 5.1), we meta-train once, with K = 10, and
+# meta-test that one θ at every K.
 
 # %%
 metrics = {"maml": sinusoid.evaluate(maml_params, config),
@@ -257,10 +258,9 @@ for shots in ("5", "10", "20"):
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# MAML was trained with *one* inner step, yet more steps keep lowering its mean error
-# overall. But not at every step, and not on every task: where the list above shows
-# rises, this run does not reproduce "without overfitting". The next section finds out
-# what happens.
+# MAML was trained with *one* inner step; the list above says how its mean error moves
+# with more steps. Where it shows rises, this run does not reproduce "without
+# overfitting" step by step. The next section finds out what happens, task by task.
 #
 # ## 6. Why more steps can hurt at K = 5
 #
@@ -268,8 +268,9 @@ display(Markdown("\n".join(lines)))
 # with its *support* loss at every step. Two different things can make a task's query
 # error rise: **overfitting** (the support loss keeps falling while the query loss
 # rises) or **overshooting** (the step is too large for the curvature, and the support
-# loss itself goes up at some step). Gradient descent on a loss with curvature λ along
-# some direction is stable only for α < 2/λ, so we also compute λ_max, the largest
+# loss itself goes up at some step). Gradient descent on a quadratic with curvature λ
+# along some direction is stable only for α < 2/λ (locally, a good guide for any loss),
+# so we also compute λ_max, the largest
 # eigenvalue of each task's support-loss Hessian at θ (power iteration with
 # Hessian-vector products, chapter 2).
 
@@ -387,9 +388,10 @@ display(Markdown("\n".join(lines)))
 # %% [markdown]
 # Read the numbers above with the two causes in mind. Where the overshooting tasks
 # add more to each rise than the others, the rises are overshooting, not overfitting
-# the five points: at MAML's θ many tasks are curved beyond 2/α — the same steepness
-# that lets one step of size α move far — and later steps at the same α overshoot. A
-# smaller test-time step gives up some of the first step's gain for a steadier descent.
+# the five points: at MAML's θ many tasks are curved beyond 2/α (the numbers above), so
+# steps after the first, at the same α, overshoot. MAML's training never takes a second
+# step, so nothing in it penalises that curvature. Compare the rows for the smaller
+# test-time steps: what they give up on the first step and gain in steadiness.
 #
 # ## 7. Fig. 2: adapting to K = 5 and K = 10 points
 #
@@ -514,8 +516,8 @@ display(Markdown("\n".join(lines)))
 # - The step size: the paper's text says α = 0.01, the official code's sinusoid command
 #   runs with 0.001; the seed study has both, and section 6 shows what a smaller α does
 #   at test time.
-# - The pretrained baseline: the paper fine-tunes it "using an automatically tuned step
-#   size" (Section 5.1); we use α for every model and K, an equal budget. Try
+# - The pretrained baseline: the paper fine-tunes it with an automatically tuned step
+#   size (Section 5.1); we use α for every model and K, an equal budget. Try
 #   `sinusoid.evaluate(pretrained_params, config, inner_lr=0.02)`.
 #
 # ## 9. Try it live

@@ -12,8 +12,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # **What you will learn.** Several ways to run the same MAML meta-step — a Python loop
 # over tasks, `jax.vmap` over tasks, `jax.jit` around the step, and `lax.scan` over
 # many steps — checked to compute the same thing and timed on *your* machine. Then
-# when JAX compiles again (and how to avoid it), which is where most "JAX is slow"
-# surprises come from.
+# when JAX compiles again (and how to avoid it), a common source of "JAX is slow"
+# surprises.
 #
 # The numbers printed below are from the machine that ran this notebook last (its
 # description and load are printed first and last); rerun it to get yours.
@@ -251,7 +251,9 @@ timings[f"optimize, sampled inside, {chunk} steps per call"] = scan[("sampled in
 # %% [markdown]
 # ## 5. The timing table
 #
-# Every row is one meta-step of MAML (25 tasks, K = 10, second order, one Adam update).
+# Every row is one meta-step of MAML on a meta-batch of the parameters cell's size
+# (`meta_batch` tasks of K = `support_size` points; 25 and 10 in the paper), second
+# order, one Adam update.
 # Rows differ in *how* it runs, and the last column in what each row includes: whether
 # it samples a fresh meta-batch every step. Compare rows with the same "samples tasks"
 # entry; the difference between the two groups is the cost of sampling.
@@ -297,8 +299,7 @@ display(Markdown(
 # %% [markdown]
 # The meta-step's arithmetic is the same in every row (the sampling rows add the
 # sampling), so on this tiny network what the faster rows save is mostly Python and
-# dispatch overhead. The step is also
-# too small to keep two CPU cores busy: on a 2-core Xeon the project's benchmark
+# dispatch overhead. The step is also too small to keep two CPU cores busy: on a 2-core Xeon the project's benchmark
 # measured 0.292 ms per meta-step pinned to one core (`taskset -c 0`) against 0.377 ms
 # on both (BENCHMARKS.md, section "Sinusoid meta-training speed").
 #

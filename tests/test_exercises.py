@@ -109,3 +109,21 @@ def test_a_failing_function_gets_one_line_and_no_traceback(capsys):
 def test_every_chapter_module_is_listed():
     modules = {p.stem for p in (ROOT / "minimaml" / "exercises").glob("*.py")} - {"__init__", "harness"}
     assert modules == set(CHAPTERS.values())
+
+
+@pytest.mark.parametrize("source", SOLUTION_SOURCES, ids=lambda p: p.stem)
+def test_committed_solution_notebook_is_built_from_its_source_and_ran(source):
+    nbformat = pytest.importorskip("nbformat")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "scripts" / "build_notebooks.py")
+    build_notebooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_notebooks)
+    path = source.parents[1] / f"{source.stem}.ipynb"
+    assert path.exists(), f"run: python scripts/build_notebooks.py --solutions --execute {source.stem[:2]}"
+    committed = nbformat.read(path, as_version=4)
+    code = lambda nb: [c.source for c in nb.cells if c.cell_type == "code"]
+    assert code(committed) == code(build_notebooks.build(source)), "rebuild it: --solutions --execute"
+    for cell in committed.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            printed = "".join(out.get("text", "") for out in cell.outputs)
+            assert f"✓ {CORRECT}:" in printed, (path.name, printed)

@@ -370,6 +370,12 @@ display(Markdown(
 # in section 2) and — through the chain of Jacobians $\prod_j (I - \alpha H_j)$ — memory
 # for every inner step. Chapter 5 measures that memory.
 #
+# ## Try it live
+#
+# Set `inner_lr` in the parameters cell to 0.1 and run the chapter again: section 6
+# predicts the random-initialisation ratio from α alone; watch how both histograms of
+# section 5 move.
+#
 # ## Exercises
 #
 # Replace each `raise NotImplementedError` with your code and run the cell: the
@@ -424,9 +430,8 @@ def two_step_meta_gradient(params, loss_fn, support, query, inner_lr):
 check_two_step_meta_gradient(two_step_meta_gradient)
 
 # %% [markdown]
-# **To explore** (no check): set `inner_lr = 0.1` and rerun section 5 — does the MAML-θ
-# histogram move as much as the random-init one? Form H with `jax.hessian` on the
-# flattened parameters and time it against `hvp`.
+# **To explore** (no check): form H with `jax.hessian` on the flattened parameters and
+# time it against your `hvp`.
 
 # %%
 from minimaml.runs import write_results

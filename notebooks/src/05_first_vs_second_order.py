@@ -326,6 +326,12 @@ print(f"{steps} inner steps: |plain − remat| max {remat_diff:.1e}; meta-gradie
 # inner steps (its Appendix A.1) and reports that the first-order approximation sped up
 # the network computation by roughly 33% there (Section 5.2).
 #
+# ## Try it live
+#
+# Every number above comes from the parameters cell: change `inner_lr`, `reptile_steps`
+# or `memory_steps` there (a smaller `meta_steps` for a quick pass) and run the chapter
+# again.
+#
 # ## Exercises
 #
 # Replace each `raise NotImplementedError` with your code and run the cell: the

@@ -203,6 +203,9 @@ lines.append("- median angle between the two meta-batch gradients over training:
              + ", ".join(f"{a:.0f}° at {name}'s θ" for name, a in angle_median.items())
              + f"; the dropped term's size relative to the full meta-gradient at the end: "
              + ", ".join(f"{logs[name]['dropped'][-1]:.2f} ({name})" for name in objectives))
+fomaml_overlaps = all(v == "the 95% intervals overlap" for k, v in comparisons.items() if k.startswith("FOMAML"))
+lines.append(f"- FOMAML's intervals overlap MAML's in {'all' if fomaml_overlaps else 'not all'} of the four "
+             f"comparisons, while the median angle at FOMAML's θ is {angle_median['FOMAML']:.0f}°")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -237,7 +240,7 @@ display(Markdown("\n".join(lines)))
 # (`maml.REMAT_LEVELS = 3` levels). The backward pass then keeps one θ per block per
 # level — about 3·n^(1/3) of them, ≈ 14 for n = 100 — and recomputes the rest.
 #
-# **What we measure.** For one meta-batch of 25 tasks, we compile the meta-gradient
+# **What we measure.** For one meta-batch (`meta_batch` tasks), we compile the meta-gradient
 # `jax.grad(maml_objective)` with XLA and read `compiled.memory_analysis()`:
 # `temp_size_in_bytes` is the scratch memory XLA plans for that computation (the
 # stored intermediates live there), excluding inputs and outputs. It is XLA's plan on
@@ -319,9 +322,9 @@ print(f"{steps} inner steps: |plain − remat| max {remat_diff:.1e}; meta-gradie
       f"({remat_timing['remat'] / remat_timing['plain']:.2f}×)")
 
 # %% [markdown]
-# On this CPU, with a network this small, compare the two times above: the memory
-# remat saves is small in absolute terms here, and the recomputation is what the
-# second number pays for. Remat earns its keep where memory, not time, is the limit:
+# On this CPU, with a network this small, weigh the two times above against the
+# megabytes remat saved in section 4: the recomputation is what the second time pays
+# for. Remat earns its keep where memory, not time, is the limit:
 # a large network on a GPU with many inner steps. The paper trains MiniImagenet with 5
 # inner steps (its Appendix A.1) and reports that the first-order approximation sped up
 # the network computation by roughly 33% there (Section 5.2).

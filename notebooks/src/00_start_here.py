@@ -31,8 +31,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 #
 # **What you need.** Python and NumPy; derivatives, the chain rule and a little linear
 # algebra (a Hessian, a matrix-vector product); the basic idea of a neural network.
-# JAX is introduced as it is used; its own tutorial ("JAX 101" / "Thinking in JAX" in
-# the JAX documentation) is a good companion. Keep the paper at hand: the chapters
+# JAX is introduced as it is used; the tutorials in JAX's own documentation are a good
+# companion. Keep the paper at hand: the chapters
 # cite its sections, figures and tables.
 #
 # ## What MAML buys, in one figure

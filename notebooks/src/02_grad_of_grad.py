@@ -255,7 +255,7 @@ assert fo_diff < 1e-12
 # initialisation, and the MAML initialisation trained with the paper's config (shipped
 # with the library in `minimaml/data/`, made by chapter 3's recipe). For each task we
 # also keep two things that will explain the answer: how the squared length of g' is
-# split over the network's six parameter arrays, and how much of $Hg'$ the
+# split over the network's six parameter arrays, and how much of H g′ the
 # **Gauss–Newton** part of the Hessian gives (below).
 
 # %%
@@ -325,10 +325,10 @@ bias = leaf_names.index("[2]['b']")
 predicted = 2 * inner_lr / (1 - 2 * inner_lr)
 display(Markdown(
     f"**At the random initialisation** the weights are tiny, so the network's output is "
-    f"≈ 0 whatever its input and almost all of $g'$ sits in the output bias: a median "
+    f"≈ 0 whatever its input and almost all of g′ sits in the output bias: a median "
     f"{100 * np.median(rand['share'][:, bias]):.2f}% of its squared length. The MSE's "
     f"second derivative in the output bias is exactly 2 (the bias enters every prediction "
-    f"with slope 1), so $Hg' \\approx 2g'$, the full meta-gradient is ≈ $(1 − 2α)g'$, and "
+    f"with slope 1), so H g′ ≈ 2 g′, the full meta-gradient is ≈ (1 − 2α) g′, and "
     f"the ratio is ≈ 2α/(1 − 2α) = {predicted:.4f} at α = {inner_lr}. Measured: median "
     f"{np.median(rand['ratio']):.4f}. At α = 0.1 the same argument predicts "
     f"{0.2 / 0.8:.3f}; measured: {ratio_at_01:.3f}. The term is small here because α is "
@@ -354,7 +354,7 @@ display(Markdown(
 
 # %%
 display(Markdown(
-    f"The Gauss–Newton part alone is within {100 * np.median(rand['gn_miss']):.1f}% of $Hg'$ "
+    f"The Gauss–Newton part alone is within {100 * np.median(rand['gn_miss']):.1f}% of H g′ "
     f"(median over tasks) at the random initialisation and within "
     f"{100 * np.median(trained['gn_miss']):.0f}% at the MAML-trained θ: most of the "
     f"curvature that first-order MAML drops is the part that any model, linear or not, "

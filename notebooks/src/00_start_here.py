@@ -116,9 +116,9 @@ display(Markdown("After one step: " + "; ".join(
 # ## MAML at a glance
 #
 # The paper's Fig. 1 draws θ moving, during meta-learning, to a point from which one
-# gradient step reaches each task's own optimum θ*ᵢ. Here is that picture computed
+# gradient step reaches each task's own optimum θ\*ᵢ. Here is that picture computed
 # rather than drawn: three tasks whose losses are bowls in a two-parameter space,
-# L_i(θ) = ½ (θ − θ*ᵢ)ᵀ Aᵢ (θ − θ*ᵢ), each curved differently. The thick line is θ
+# L_i(θ) = ½ (θ − θ\*ᵢ)ᵀ Aᵢ (θ − θ\*ᵢ), each curved differently. The thick line is θ
 # during meta-training with the library's `maml.maml_objective`; the arrows are the
 # one inner step θ'ᵢ = θ − α∇Lᵢ(θ) from where it ends. For comparison, the
 # "pretrained" θ minimises the tasks' average loss.

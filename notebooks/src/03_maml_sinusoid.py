@@ -145,16 +145,20 @@ mean_amplitude = sum(sinusoid.AMPLITUDE_RANGE) / 2
 lo, hi = sinusoid.AMPLITUDE_RANGE
 mean_amplitude_sq = (hi ** 3 - lo ** 3) / (3 * (hi - lo))
 mean_cos_sq = 0.5 + math.sin(10.0) / 20
-optimum = lambda x: -2 / math.pi * mean_amplitude * jnp.cos(x)
+def optimum(x, mean_amplitude=sum(sinusoid.AMPLITUDE_RANGE) / 2):
+    """f*(x) = −(2/π)·E[A]·cos x, the best single function for all tasks."""
+    return -2 / math.pi * mean_amplitude * jnp.cos(x)
 analytic = {"E[y²] (predict 0)": mean_amplitude_sq / 2,
             "E[y²] − E[f*²] (predict f*)": mean_amplitude_sq / 2 - (2 / math.pi * mean_amplitude) ** 2 * mean_cos_sq}
 
 check_tasks = sinusoid.sample_tasks(jax.random.fold_in(jax.random.key(seed), 30_000), 4000, 1, 100)
-def mse_over_tasks(predict):
-    return float(jnp.mean((jax.vmap(predict)(check_tasks.query_x) - check_tasks.query_y) ** 2))
-sampled = {"predict 0": mse_over_tasks(jnp.zeros_like), "predict f*": mse_over_tasks(optimum),
-           "pretrained θ (no step)": mse_over_tasks(lambda x: mlp_apply(pretrained_params, x)),
-           "MAML θ (no step)": mse_over_tasks(lambda x: mlp_apply(maml_params, x))}
+def mse_over_tasks(predict, tasks):
+    """The MSE of the prediction x -> predict(x) over the query points of all the tasks."""
+    return float(jnp.mean((jax.vmap(predict)(tasks.query_x) - tasks.query_y) ** 2))
+sampled = {"predict 0": mse_over_tasks(jnp.zeros_like, check_tasks),
+           "predict f*": mse_over_tasks(optimum, check_tasks),
+           "pretrained θ (no step)": mse_over_tasks(lambda x: mlp_apply(pretrained_params, x), check_tasks),
+           "MAML θ (no step)": mse_over_tasks(lambda x: mlp_apply(maml_params, x), check_tasks)}
 f0 = {"f*": float(optimum(0.0)), "pretrained": float(mlp_apply(pretrained_params, jnp.zeros((1, 1)))[0, 0]),
       "MAML": float(mlp_apply(maml_params, jnp.zeros((1, 1)))[0, 0])}
 for name, value in analytic.items():

@@ -125,8 +125,8 @@ def xla_flops(fn, *args):
     analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
     return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
 
-n_weights = ravel_pytree(theta)[0].size
 with jax.enable_x64(True):
+    n_weights = ravel_pytree(theta)[0].size
     flops_grad = xla_flops(lambda t: jax.grad(loss_fn)(t, support), theta)
     flops_hvp = xla_flops(lambda t, v: support_hvp(t, loss_fn, support, v), theta, theta)
 print(f"H would be {n_weights} × {n_weights} = {n_weights ** 2:,} numbers")

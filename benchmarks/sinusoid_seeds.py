@@ -17,8 +17,9 @@ count of those that blew up.
 
 Writes the ``sinusoid_seeds`` section of BENCHMARKS.md and
 ``minimaml/data/sinusoid_seeds.json`` (shipped with the package, so that chapter 3 can
-quote it anywhere). "Same seed, same numbers" holds on one machine: XLA's CPU kernels
-differ between CPUs, so the same seed elsewhere gives other (equally valid) numbers.
+quote it anywhere). "Same seed, same numbers" is promised on one machine: XLA's CPU
+kernels can differ between processor types, so the same seed elsewhere may give other
+(equally valid) numbers.
 """
 import argparse
 import json
@@ -150,8 +151,8 @@ def report(studies, machine, command, seconds):
         "over tasks, averaged over seeds), and under them, per seed, how many tasks blew up "
         "and the protocol's mean. The CI measures how much the 600 meta-test tasks move one "
         "run's mean; the std over seeds also holds what the seed does to training. Same "
-        "seed, same numbers holds on one machine; XLA's CPU kernels differ between CPUs, so "
-        "the same seed elsewhere gives other numbers.",
+        "seed, same numbers is promised on one machine; XLA's CPU kernels can differ "
+        "between processor types, so the same seed elsewhere may give other numbers.",
         ""]
     for st in studies:
         lines += [f"### α = {st['inner_lr']:g} (training and meta-test), seeds {', '.join(map(str, st['seeds']))}", "",

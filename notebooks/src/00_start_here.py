@@ -225,7 +225,7 @@ display(Markdown("\n".join(rows)))
 #
 # ## The chapters
 #
-# Read them in order; each ends with exercises that check themselves.
+# Read them in order; chapters 1–5 and 7 end with exercises that check themselves.
 #
 # | chapter | what you learn |
 # |---|---|

@@ -438,8 +438,9 @@ plt.show()
 # task's fine-tuning can blow up; one such task makes the mean over 600 tasks
 # meaningless, so the study reports the mean over the tasks that did not blow up —
 # mean ± std over seeds, with the per-run 95% CI over tasks for scale — and, per seed,
-# how many blew up. (Same seed, same numbers holds on one machine only: XLA's CPU
-# kernels differ between processors; the machine the study ran on is printed.)
+# how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
+# CPU kernels can differ between processor types, so another machine may give other
+# numbers for the same seed; the machine the study ran on is printed.)
 
 # %%
 with importlib.resources.as_file(importlib.resources.files("minimaml") / "data" / "sinusoid_seeds.json") as path:

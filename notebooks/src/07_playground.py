@@ -172,8 +172,9 @@ display(Markdown(f"Query MSE over the same {num_tasks} tasks, K = 10, α = 0.01:
 # Set `own_meta_steps` to 70000 to train with the shipped file's config: on a 2-core
 # Xeon the 70,000 MAML steps took 22.5 s pinned to one core and 27.8 s on both
 # (BENCHMARKS.md, section "Sinusoid meta-training speed"); the time printed above is
-# this machine's for your number of steps. The same seed gives the shipped numbers only
-# on the same kind of processor (XLA's CPU kernels differ between CPUs).
+# this machine's for your number of steps. The same seed is promised to give the same
+# numbers on one machine only: XLA's CPU kernels can differ between processor types
+# (`minimaml/data/README.md` names the machines that reproduced the shipped file).
 #
 # ## Exercises
 #

@@ -160,8 +160,8 @@ def check_05(r):
         assert mse[10] < 0.7 * mse[0], (m, mse)                 # every method learned to adapt
         angles = r["angle_degrees"][m]
         assert len(angles) >= 2 and all(0 <= a <= 180 for a in angles)
-    assert 0 <= r["fomaml_lag_fraction"] <= 1
         assert min(angles) > 1.0, (m, angles)   # the dropped term turns the gradient by a clear angle
+    assert 0 <= r["fomaml_lag_fraction"] <= 1
     mem, floor = r["memory_mib"], r["carry_floor_mib"]
     second, remat, first = mem["second order"], mem["second order + remat"], mem["first order"]
     assert all(b > a for a, b in zip(second, second[1:]))      # grows with inner steps...

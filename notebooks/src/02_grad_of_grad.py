@@ -205,11 +205,11 @@ eps_grid = np.logspace(-10, -1, 19)
 sweep = {}
 with jax.enable_x64(True):
     v, exact = directions[0], float(flat_grad @ directions[0])
-    for dtype in (jnp.float64, jnp.float32):
-        objective = flat_objective(unravel, loss_fn, tasks.support, tasks.query, inner_lr, dtype)
-        flat, direction = flat_theta.astype(dtype), v.astype(dtype)
-        sweep[dtype.__name__] = np.array([
-            abs(float(central_difference(objective, flat, direction, dtype(eps))) - exact) / abs(exact)
+    for precision in (jnp.float64, jnp.float32):
+        objective = flat_objective(unravel, loss_fn, tasks.support, tasks.query, inner_lr, precision)
+        flat, direction = flat_theta.astype(precision), v.astype(precision)
+        sweep[precision.__name__] = np.array([
+            abs(float(central_difference(objective, flat, direction, precision(eps))) - exact) / abs(exact)
             for eps in eps_grid])
 best = {name: (float(errs.min()), float(eps_grid[errs.argmin()])) for name, errs in sweep.items()}
 

@@ -335,6 +335,17 @@ print(f"{steps} inner steps: |plain − remat| max {remat_diff:.1e}; meta-gradie
 # or `memory_steps` there (a smaller `meta_steps` for a quick pass) and run the chapter
 # again.
 #
+# Or compare the two θ directly: the widget below fine-tunes the shipped second-order θ
+# and the shipped first-order θ (`minimaml/data/sinusoid_fomaml.npz`: the same paper-config
+# run with `first_order=True`) on the same task, one panel each, with their query MSE.
+# Move K, α and the steps, or draw a new task. It runs on its own after a kernel restart.
+
+# %% tags=["widget"]
+from minimaml.widgets import first_vs_second_order
+
+first_vs_second_order()
+
+# %% [markdown]
 # ## Exercises
 #
 # Replace each `raise NotImplementedError` with your code and run the cell: the

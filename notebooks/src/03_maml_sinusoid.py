@@ -95,9 +95,8 @@ plt.show()
 # fine-tune it exactly like MAML (the paper tuned its step size: see "Differences we
 # know of" below). `sinusoid.train` runs both from the same initialisation; each
 # meta-step is jitted and 1,000 of them run inside one `lax.scan` (chapter 4 explains
-# why that matters). The run prints its own wall time;
-# for the speed on a quiet machine see BENCHMARKS.md, section "Sinusoid meta-training
-# speed".
+# why that matters). The run prints its own wall time; for the speed on a quiet
+# machine see BENCHMARKS.md, section "Sinusoid meta-training speed".
 
 # %%
 maml_params, pretrained_params, history = sinusoid.train(config)
@@ -403,8 +402,8 @@ display(Markdown("\n".join(lines)))
 # the five points. A likely reason: at MAML's θ many tasks are curved beyond 2/α (the
 # numbers above), where repeated steps of size α are not stable. MAML's training takes
 # one step only, so what that curvature does over later steps at the same α never
-# enters its objective. Compare the rows for the smaller
-# test-time steps: what they give up on the first step and gain in steadiness.
+# enters its objective. Compare the rows for the smaller test-time steps: what they
+# give up on the first step and gain in steadiness.
 #
 # ## 7. Fig. 2: adapting to K = 5 and K = 10 points
 #
@@ -447,8 +446,8 @@ plt.show()
 # some seeds a K = 5 task's fine-tuning blows up (section 6 counts them for this run;
 # the last column below, per seed); one such task makes the mean over 600 tasks
 # meaningless (the range printed under the table), so the study reports the mean over
-# the tasks that did not blow up — mean ± std over seeds, with the per-run 95% CI over tasks for scale — and, per seed,
-# how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
+# the tasks that did not blow up — mean ± std over seeds, with the per-run 95% CI over
+# tasks for scale — and, per seed, how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
 # CPU kernels can differ between processor types, so another machine may give other
 # numbers for the same seed; the machine the study ran on is printed.)
 

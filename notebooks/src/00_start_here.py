@@ -25,8 +25,9 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # the parts you have already seen written out.
 #
 # **Who this is for.** You know what gradient descent does and want to understand
-# MAML from the inside — every number in the paper's sinusoid experiment recomputed,
-# every claim checked — or you want to learn JAX's function transformations (`grad`
+# MAML from the inside — the paper's sinusoid results (Fig. 2, Fig. 3, and the MAML and
+# pretrained rows of its Table 2) recomputed, each claim backed by a number the notebook
+# computes or by a cited source — or you want to learn JAX's function transformations (`grad`
 # of `grad`, `jvp`, `vmap`, `jit`, `lax.scan`) on a real problem.
 #
 # **What you need.** Python and NumPy; derivatives, the chain rule and a little linear
@@ -116,7 +117,7 @@ display(Markdown("After one step: " + "; ".join(
 # ## MAML at a glance
 #
 # The paper's Fig. 1 draws θ moving, during meta-learning, to a point from which one
-# gradient step reaches each task's own optimum θ\*ᵢ. Here is that picture computed
+# gradient step heads toward each task's own optimum θ\*ᵢ. Here is that picture computed
 # rather than drawn: three tasks whose losses are bowls in a two-parameter space,
 # L_i(θ) = ½ (θ − θ\*ᵢ)ᵀ Aᵢ (θ − θ\*ᵢ), each curved differently. The thick line is θ
 # during meta-training with the library's `maml.maml_objective`; the arrows are the
@@ -231,7 +232,7 @@ display(Markdown("\n".join(rows)))
 # |---|---|
 # | [01 One task](01_one_task.ipynb) | tasks, K shots, support and query sets; why gradient descent on 5 points fails |
 # | [02 A gradient of a gradient](02_grad_of_grad.ipynb) | the meta-gradient by hand with a Hessian-vector product, checked against `jax.grad` and finite differences; what first-order MAML drops, and why it has the size it has |
-# | [03 MAML on sinusoids](03_maml_sinusoid.ipynb) | the paper's 70,000-step experiment, the meta-test protocol, Fig. 2, Fig. 3 and the K = 5 table beside the paper's, across seeds; what the pretrained baseline learns |
+# | [03 MAML on sinusoids](03_maml_sinusoid.ipynb) | the paper's sinusoid experiment (70,000 meta-steps, the official code's setting), the meta-test protocol, Fig. 2, Fig. 3 and the K = 5 numbers beside the paper's Table 2, across seeds; what the pretrained baseline learns |
 # | [04 Batching and speed](04_batching_and_speed.ipynb) | Python loop → `vmap` → `jit` → `lax.scan`, timed on your machine; when JAX compiles again |
 # | [05 First or second order?](05_first_vs_second_order.ipynb) | MAML vs first-order MAML vs Reptile: error, speed, gradient angle; memory of many inner steps and `jax.checkpoint` |
 # | [06 Omniglot on a GPU](06_omniglot_gpu.ipynb) | few-shot image classification, the paper's Omniglot experiment |

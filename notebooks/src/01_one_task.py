@@ -49,8 +49,8 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # | paper | code | what it is |
 # |---|---|---|
 # | K ("K-shot") | `support_size` | how many labelled points we may learn from |
-# | support set (training data of T) | `support_x, support_y`, shapes `(K, 1)` | the K points we fine-tune on |
-# | query set (test data of T) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, only to measure |
+# | support set (the K datapoints D of the paper's Algorithm 2) | `support_x, support_y`, shapes `(K, 1)` | the K points we fine-tune on |
+# | query set (D′ᵢ in Algorithm 2) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, only to measure |
 # | L_T(f_θ) | `sinusoid.sine_loss(params, (x, y))` | mean squared error of the network on a set |
 # | θ | `params` | the network's weights: a list of `{"w", "b"}` dicts |
 #
@@ -90,7 +90,8 @@ plt.show()
 #
 # The paper's regressor is a small MLP, 1 → 40 → 40 → 1 with ReLU (Section 5.1). Its
 # weights start as tiny random numbers (truncated normal, std 0.01, as in the official
-# code; biases zero), so a fresh network's output is tiny everywhere:
+# code's `construct_fc_weights` in `maml.py`; biases zero), so a fresh network's output
+# is tiny everywhere:
 
 # %%
 params = sinusoid.init_params(init_key)
@@ -209,8 +210,10 @@ display(Markdown(
 # %% [markdown]
 # ## 5. And with the budget MAML allows?
 #
-# At meta-test time the paper gives the learner K points and **1 to 10 gradient steps**
-# of size α (its Fig. 3). From a fresh network that budget barely moves the query loss:
+# At meta-test time the paper gives the learner K points and **up to 10 gradient
+# steps** (its Fig. 2 shows 1 and 10; its Table 2, in Appendix C, reports 1, 5 and 10),
+# for MAML of the training step size α. From a fresh network ten steps of size α barely
+# move the query loss:
 
 # %%
 budget = {}

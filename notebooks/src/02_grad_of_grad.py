@@ -98,7 +98,7 @@ assert abs(ours - library) < 1e-12
 #
 # because $\partial\theta'/\partial\theta = I - \alpha H$ with $H = \nabla^2\mathcal{L}_{\text{support}}(\theta)$,
 # which is symmetric. The second derivative enters — that is the "gradient through a
-# gradient" of the paper.
+# gradient" of the paper (Section 2.2), which it computes with Hessian-vector products.
 #
 # H is a square matrix with one row per weight — its size is printed below — but we
 # never need it: we need only the product $Hv$. A **Hessian-vector product** is the
@@ -234,7 +234,8 @@ display(Markdown(
 # %% [markdown]
 # ## 5. What first-order MAML drops
 #
-# First-order MAML (FOMAML) treats the inner gradient as a constant, i.e. pretends
+# First-order MAML (FOMAML; the paper's "first-order approximation", Section 5.2, which
+# omits the second derivatives) treats the inner gradient as a constant, i.e. pretends
 # $\partial\theta'/\partial\theta = I$. Its meta-gradient is just $g'$: the gradient of
 # the query loss *at the adapted parameters*, applied to θ. It drops exactly the
 # term $\alpha H g'$. In the library, `first_order=True` puts a `stop_gradient` on the
@@ -339,10 +340,12 @@ display(Markdown(
     f"meta-gradient is {np.degrees(np.arccos(np.median(trained['cosine']))):.0f}°."))
 
 # %% [markdown]
-# The paper found first-order MAML almost as good as full MAML on MiniImagenet and
-# offered a reason (Section 5.2): ReLU networks are *locally almost linear*, "which
-# suggests that second derivatives may be close to zero in most cases". Under a
-# squared-error loss that argument does not carry over. Split the Hessian of the MSE
+# The paper found first-order MAML almost as good as full MAML on MiniImagenet (its
+# Table 1, 5-way accuracy, first order against full: 48.07 % and 48.70 % at 1 shot,
+# 63.15 % and 63.11 % at 5 shots) and offered a partial reason (Section 5.2): ReLU
+# networks are *locally almost linear*, "which suggests that second derivatives may be
+# close to zero in most cases". Under a squared-error loss that argument does not carry
+# over. Split the Hessian of the MSE
 # of a network f over K points:
 #
 # $$\nabla^2 \mathcal{L} = \underbrace{\tfrac{2}{K} J^\top J}_{\text{Gauss–Newton } G}
@@ -377,8 +380,9 @@ display(Markdown(
 # section 5 move.
 #
 # Or move α without re-running anything: the explorer below computes, for one batch of
-# tasks at a time, the second-order meta-gradient and the first-order one (the term
-# dropped) layer by layer, at the shipped MAML θ or at a random θ. The cell runs on its
+# tasks at a time, the second-order meta-gradient, the first-order one and the term
+# first order drops, layer by layer (sizes and angles), at the shipped MAML θ or at a
+# random θ. The cell runs on its
 # own after a kernel restart; it needs a live kernel (a saved copy shows a still picture).
 
 # %% tags=["widget"]

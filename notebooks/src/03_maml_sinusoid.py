@@ -11,9 +11,12 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 #
 # **What you will learn.** How MAML meta-trains on a distribution of tasks p(T), what
 # the "pretrained" baseline of the paper learns instead (exactly), and how the *meta-test* protocol measures the result: fresh tasks, a fixed
-# fine-tuning budget, error bars. We run the paper's full configuration — 70,000
-# meta-steps — on the CPU, reproduce the paper's Fig. 2 and Fig. 3, put our numbers
-# next to the paper's, and then look at how much they move with the random seed.
+# fine-tuning budget, error bars. We run the paper's configuration (Section 5.1) on the
+# CPU, with 70,000 meta-steps, meta-batches of 25 tasks and β = 0.001 as in the
+# official code's sinusoid command (`--metatrain_iterations=70000` and its defaults),
+# reproduce the paper's Fig. 2 and its meta-test curves (Fig. 3 and Appendix B), put
+# our numbers next to the paper's, and then look at how much they move with the
+# random seed.
 #
 # The algorithm itself, line by line beside the library code, is in chapter 0
 # ("MAML at a glance").
@@ -57,11 +60,11 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # with learning rate β then moves θ to lower the mean of those query losses
 # (the paper's Algorithm 2 and Eq. 1; chapter 2 showed the gradient).
 #
-# | paper (Section 5.1) | code |
+# | paper | code |
 # |---|---|
-# | p(T), a batch of tasks T_i ~ p(T) | `sinusoid.sample_tasks(key, meta_batch, support_size, query_size)` |
-# | meta-batch size (25 for sinusoids) | `meta_batch` |
-# | β, the meta step size | `meta_lr` (Adam, as in the paper) |
+# | p(T), a batch of tasks T_i ~ p(T) (Section 5.1, Algorithm 2) | `sinusoid.sample_tasks(key, meta_batch, support_size, query_size)` |
+# | meta-batch size (25: the official code's default) | `meta_batch` |
+# | β, the meta step size (Algorithm 2) | `meta_lr` (Adam, as in the paper's Section 5.1; 0.001, the official code's default) |
 # | the meta-update θ ← θ − β∇_θ Σ_i L_Ti(f_θ'_i) | one step of `minimaml.train.meta_train` |
 #
 # Here is what one meta-batch looks like (6 of its tasks):
@@ -85,14 +88,15 @@ plt.show()
 # %% [markdown]
 # ## 2. Meta-train MAML and the pretrained baseline
 #
-# The paper's baseline, **pretrained**, sees the very same task stream and optimiser
-# but minimises the loss of θ *itself* on each task — ordinary regression on all
-# tasks pooled — with no inner step inside the objective. At test time it is
-# fine-tuned exactly like MAML. `sinusoid.train` runs both from the same
-# initialisation; each meta-step is jitted and 1,000 of them run inside one
-# `lax.scan` (chapter 4 explains why that matters). The run prints its own wall time;
-# for the speed on a quiet machine see BENCHMARKS.md, section "Sinusoid meta-training
-# speed".
+# The paper's baseline, **pretrained**, minimises the loss of θ *itself* on each task —
+# ordinary regression on all tasks pooled — with no inner step inside the objective.
+# Ours draws its tasks from the same p(T), in meta-batches of the same size (its own
+# random stream of them), with the same optimiser and number of steps; at test time we
+# fine-tune it exactly like MAML (the paper tuned its step size: see "Differences we
+# know of" below). `sinusoid.train` runs both from the same initialisation; each
+# meta-step is jitted and 1,000 of them run inside one `lax.scan` (chapter 4 explains
+# why that matters). The run prints its own wall time; for the speed on a quiet
+# machine see BENCHMARKS.md, section "Sinusoid meta-training speed".
 
 # %%
 maml_params, pretrained_params, history = sinusoid.train(config)
@@ -196,7 +200,8 @@ display(Markdown(
 # gradient steps?* So the meta-test (`sinusoid.evaluate`, built on
 # `minimaml.evaluate.finetune_curves`):
 #
-# - draws `eval_tasks` **fresh** tasks per K from a seed that training never used;
+# - draws `eval_tasks` **fresh** tasks per K with random keys that training never used
+#   (derived from the same seed);
 # - fine-tunes a copy of θ on each task's K support points with plain SGD of step α,
 #   the same points at every step, for a **fixed budget** of 0 to 10 steps — the same
 #   budget for both models, so neither gets more compute;
@@ -228,8 +233,10 @@ display(Markdown("All of our K:\n\n" + "\n\n".join(sinusoid.format_table(metrics
 # %% [markdown]
 # ## 5. Fig. 3: error against fine-tuning steps
 #
-# The paper's Fig. 3 plots this meta-test for K = 5, 10 and 20 (its caption says MAML
-# keeps improving "without overfitting"). Ours, with the paper's points at K = 5:
+# The paper's Fig. 3 plots this meta-test at K = 10 (its caption says MAML continues to
+# improve with additional gradient steps "without overfitting"); its Appendix B has the
+# same curves for K = 5, 10 and 20. Ours, for the three K, with the paper's numbers at
+# K = 5 from its Table 2 (Appendix C: MSE after 1, 5 and 10 steps) as crosses:
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), sharey=True, constrained_layout=True)
@@ -274,9 +281,9 @@ display(Markdown("\n".join(lines)))
 # rises) or **overshooting** (the step is too large for the curvature, and the support
 # loss itself goes up at some step). Gradient descent on a quadratic with curvature λ
 # along some direction is stable only for α < 2/λ (locally, a good guide for any loss),
-# so we also compute λ_max, the largest
-# eigenvalue of each task's support-loss Hessian at θ (power iteration with
-# Hessian-vector products, chapter 2).
+# so we also compute λ_max, the largest eigenvalue in absolute value of each task's
+# support-loss Hessian at θ (what power iteration with Hessian-vector products finds,
+# chapter 2).
 
 # %%
 k5_tasks = sinusoid.evaluation_tasks(config, 5)
@@ -392,10 +399,11 @@ display(Markdown("\n".join(lines)))
 # %% [markdown]
 # Read the numbers above with the two causes in mind. Where the overshooting tasks
 # add more to each rise than the others, the rises are overshooting, not overfitting
-# the five points: at MAML's θ many tasks are curved beyond 2/α (the numbers above), so
-# steps after the first, at the same α, overshoot. MAML's training never takes a second
-# step, so nothing in it penalises that curvature. Compare the rows for the smaller
-# test-time steps: what they give up on the first step and gain in steadiness.
+# the five points. A likely reason: at MAML's θ many tasks are curved beyond 2/α (the
+# numbers above), where repeated steps of size α are not stable. MAML's training takes
+# one step only, so what that curvature does over later steps at the same α never
+# enters its objective. Compare the rows for the smaller test-time steps: what they
+# give up on the first step and gain in steadiness.
 #
 # ## 7. Fig. 2: adapting to K = 5 and K = 10 points
 #
@@ -433,12 +441,13 @@ plt.show()
 # Everything above is one run: one seed for the initialisation, the task stream and
 # the meta-test tasks. `benchmarks/sinusoid_seeds.py` ran the same paper config for
 # several seeds, MAML and pretrained, and shipped its summary with the package; it also
-# ran the official code's inner step size α = 0.001 (its sinusoid command leaves
-# `update_lr` at that default; the paper's text says 0.01). Section 6 showed that a
-# task's fine-tuning can blow up; one such task makes the mean over 600 tasks
-# meaningless, so the study reports the mean over the tasks that did not blow up —
-# mean ± std over seeds, with the per-run 95% CI over tasks for scale — and, per seed,
-# how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
+# trained and meta-tested with the official code's inner step size α = 0.001 (its
+# sinusoid command leaves `update_lr` at that default; the paper's text says 0.01). In
+# some seeds a K = 5 task's fine-tuning blows up (section 6 counts them for this run;
+# the last column below, per seed); one such task makes the mean over 600 tasks
+# meaningless (the range printed under the table), so the study reports the mean over
+# the tasks that did not blow up — mean ± std over seeds, with the per-run 95% CI over
+# tasks for scale — and, per seed, how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
 # CPU kernels can differ between processor types, so another machine may give other
 # numbers for the same seed; the machine the study ran on is printed.)
 
@@ -522,7 +531,8 @@ display(Markdown("\n".join(lines)))
 #   runs with 0.001; the seed study has both, and section 6 shows what a smaller α does
 #   at test time.
 # - The pretrained baseline: the paper fine-tunes it with an automatically tuned step
-#   size (Section 5.1); we use α for every model and K, an equal budget. Try
+#   size (Section 5.1; its Fig. 2 labels them 0.01 at K = 5 and 0.02 at K = 10); we use
+#   α for every model and K, an equal budget. Try
 #   `sinusoid.evaluate(pretrained_params, config, inner_lr=0.02)`.
 #
 # ## 9. Try it live
@@ -538,9 +548,10 @@ playground(maml_params=maml_params, pretrained_params=pretrained_params, seed=se
 
 # %% [markdown]
 # How did θ get there? The scrubber below steps through snapshots of the shipped
-# paper-config run (meta-steps 0 to 70,000, `minimaml/data/sinusoid_maml_snapshots.npz`)
-# and fine-tunes each one on the same task: watch the one-step fit appear as
-# meta-training goes on. It runs on its own after a kernel restart.
+# paper-config run (θ saved at meta-steps 0, 100, 300, 1k, 3k, 10k and 70k,
+# `minimaml/data/sinusoid_maml_snapshots.npz`) and fine-tunes each one on the same
+# task: watch the one-step fit appear as meta-training goes on. It runs on its own
+# after a kernel restart; it needs a live kernel (a saved copy shows a still picture).
 
 # %% tags=["widget"]
 from minimaml.widgets import meta_training_scrubber
@@ -606,8 +617,8 @@ check_best_single_function(best_single_function)
 # %% [markdown]
 # **To explore** (no check): meta-train with `support_size = 5` and meta-test at K = 5;
 # train with `sinusoid.Config(inner_steps=5)`; put all five support points in
-# x ∈ [−5, 0] and see whether MAML's θ still recovers the other half (the paper's Fig. 2
-# says it does).
+# x ∈ [−5, 0] and see whether MAML's θ still recovers the other half (the paper's
+# Section 5.1 says it does).
 
 # %%
 from minimaml.runs import write_results

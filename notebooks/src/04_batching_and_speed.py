@@ -11,7 +11,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 #
 # **What you will learn.** Several ways to run the same MAML meta-step — a Python loop
 # over tasks, `jax.vmap` over tasks, `jax.jit` around the step, and `lax.scan` over
-# many steps — checked to compute the same thing and timed on *your* machine. Then
+# many steps — the loop's meta-gradient checked against the library's, and each way
+# timed on *your* machine. Then
 # when JAX compiles again (and how to avoid it), a common source of "JAX is slow"
 # surprises.
 #
@@ -88,8 +89,9 @@ def compilations():
 #
 # The most direct transcription of the paper's Algorithm 2: for each task in the
 # meta-batch, adapt with one step, take the gradient of the adapted model's query loss
-# with respect to θ, average, update. Every JAX operation is dispatched from Python
-# one at a time ("eager" mode). All the variants of sections 1–3 get the same
+# with respect to θ, combine, update. (Algorithm 2 sums over the tasks; we take the
+# mean, the same direction, as `maml.maml_objective` does.) Every JAX operation is
+# dispatched from Python one at a time ("eager" mode). All the variants of sections 1–3 get the same
 # meta-batch, sampled once, outside the timing.
 
 # %%
@@ -256,11 +258,18 @@ timings[f"optimize, sampled inside, {chunk} steps per call"] = scan[("sampled in
 # ## 5. The timing table
 #
 # Every row is one meta-step of MAML on a meta-batch of the parameters cell's size
-# (`meta_batch` tasks of K = `support_size` points; 25 and 10 in the paper), second
-# order, one Adam update.
+# (`meta_batch` tasks of K = `support_size` points; the paper's sinusoid runs use K = 10,
+# Section 5.1, and the official code's default meta-batch of 25), second order, one
+# Adam update.
 # Rows differ in *how* it runs, and the last column in what each row includes: whether
 # it samples a fresh meta-batch every step. Compare rows with the same "samples tasks"
-# entry; the difference between the two groups is the cost of sampling.
+# entry. Two rows with the same steps per call but different "samples tasks" entries
+# differ by the cost of sampling *plus* this machine's timing noise: when the two such
+# pairs below disagree (one says sampling is free or even faster), the noise is the
+# larger of the two. On a quiet 2-core Xeon, sampling inside cost about 0.07 ms per
+# meta-step on both cores (0.377 ms against 0.311 ms with one fixed batch) and about
+# 0.04 ms pinned to one (0.292 against 0.249 ms; BENCHMARKS.md, section "Sinusoid
+# meta-training speed").
 
 # %%
 load_after = load_average()
@@ -302,10 +311,12 @@ display(Markdown(
 
 # %% [markdown]
 # The meta-step's arithmetic is the same in every row (the sampling rows add the
-# sampling), so on this tiny network what the faster rows save is mostly Python and
-# dispatch overhead. The step is also too small to keep two CPU cores busy: on a 2-core Xeon the project's benchmark
-# measured 0.292 ms per meta-step pinned to one core (`taskset -c 0`) against 0.377 ms
-# on both (BENCHMARKS.md, section "Sinusoid meta-training speed").
+# sampling): XLA counts 10.7 MFLOP per second-order meta-step, which the project's
+# benchmark ran at 28–37 GFLOP/s, about 0.3–0.4 ms (BENCHMARKS.md, section "Sinusoid
+# meta-training speed"). So on this tiny network what the faster rows save is mostly
+# Python and dispatch overhead, not arithmetic. The step is also too small to gain from
+# a second CPU core: on a 2-core Xeon that benchmark measured 0.292 ms per meta-step
+# pinned to one core (`taskset -c 0`) against 0.377 ms on both — one core was faster.
 #
 # ## 6. When does JAX compile again?
 #
@@ -349,7 +360,10 @@ assert [e[1] for e in events] == [True, False, False, True, False]
 #   compile once per α. Pass numbers you want to vary as arrays (above, a new α was
 #   free). Keep static only what changes the program's structure, like `inner_steps`.
 # - **A new jitted function every time.** `jax.jit(lambda ...)` inside a loop creates a
-#   new function object per iteration, and the cache is keyed on it:
+#   new function object per iteration, and the cache is keyed on it. The same thing
+#   made section 1's eager `maml.task_loss` compile on every call: outside `jit`,
+#   `lax.scan` compiles its body, and `maml.inner_loop` defines that body afresh each
+#   time it runs. Counted:
 
 # %%
 fresh_traces = []

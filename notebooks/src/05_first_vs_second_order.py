@@ -9,8 +9,9 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # %% [markdown]
 # # Chapter 5 — First order or second order? Speed, accuracy and memory
 #
-# **What you will learn.** How first-order MAML (FOMAML) and Reptile, two cheaper
-# relatives of MAML, compare with full second-order MAML on the sinusoid benchmark:
+# **What you will learn.** How first-order MAML (FOMAML, the paper's Section 5.2) and
+# Reptile, two relatives of MAML that use no second derivatives, compare with full
+# second-order MAML on the sinusoid benchmark:
 # final meta-test error, time per meta-step, and the angle between the second- and
 # first-order meta-gradients *during* training. Then the memory bill of many inner
 # steps, and `jax.checkpoint` (rematerialisation) as the remedy — measured, not
@@ -84,7 +85,9 @@ def reptile_objective(params, support, query, loss_fn, inner_lr, inner_steps):
 #
 # While each method trains, we stop once per chunk, draw a fresh probe meta-batch and
 # compute both meta-gradients at the current θ. Chapter 2 looked at single tasks; this
-# is the meta-batch gradient that Adam actually receives.
+# is the mean over a meta-batch, the kind of gradient Adam receives in the MAML and
+# FOMAML runs (on a fresh probe batch, not the batch it trains on; Reptile's run hands
+# Adam its own direction instead).
 
 # %%
 @partial(jax.jit, static_argnames="loss_fn")
@@ -174,8 +177,10 @@ axes[0].set_ylabel("query MSE")
 plt.show()
 
 # %% [markdown]
-# Read the table with its error bars: where two methods' intervals overlap, this run
-# cannot tell them apart. Computed from this run:
+# Read the table with its error bars: where two methods' 95% intervals overlap, this
+# comparison does not separate them. (Overlap is a cautious test: every method is
+# meta-tested on the same tasks, so a paired comparison could separate smaller gaps.)
+# Computed from this run:
 
 # %%
 comparisons = {}
@@ -215,7 +220,8 @@ display(Markdown("\n".join(lines)))
 #   separate the two methods' final errors; the cost line says what FOMAML saves per
 #   meta-step, and the training-loss line how often it lagged during training.
 # - **The angle.** An angle of tens of degrees between the meta-batch gradients means
-#   the term FOMAML drops is *not* small (chapter 2 saw the same task by task). A
+#   the term FOMAML drops is *not* small (chapter 2, section 5, saw the same task by
+#   task at the MAML-trained θ; at the random initialisation it was tiny). A
 #   direction within 90° of the true gradient still descends, and Adam averages over
 #   many noisy steps: if FOMAML's final error matches MAML's while the angle stays
 #   large, then "the dropped term is small" is not the reason it works here.

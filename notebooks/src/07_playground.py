@@ -13,10 +13,10 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # points with plain SGD, side by side:
 #
 # - **MAML** — the initialisation meta-learned in chapter 3 (the package ships one
-#   trained with the paper's config, 70,000 meta-steps; `minimaml/data/README.md` says
-#   how it was made),
+#   trained with the paper's configuration for 70,000 meta-steps, the official code's
+#   sinusoid budget; `minimaml/data/README.md` says how it was made),
 # - **pretrained** — one network trained to regress *all* tasks at once, the paper's
-#   baseline,
+#   baseline (Section 5.1),
 # - **random** — a fresh network, what chapter 1 started from.
 #
 # Move the sliders and watch: **K** (how many labelled points the task gives),
@@ -69,15 +69,18 @@ playground(seed=0)
 # thing over many tasks, so you can check what you see against the numbers.
 #
 # - **Steps 0 → 1.** At steps = 0 each network predicts what it predicts for *every*
-#   task. For the random one that is ≈ 0. For the pretrained one it is the best single
-#   function for all tasks, f*(x) = −(2/π)·E[A]·cos x ≈ −1.62·cos x (chapter 3 derives
-#   it: the phases lie in [0, π], so the average sine wave is not zero). Now take one
-#   step and compare how far each curve moves.
+#   task. For the random one that is ≈ 0 (its weights are tiny: chapter 2, section 6).
+#   The pretrained one approximates the best single function for all tasks,
+#   f*(x) = −(2/π)·E[A]·cos x ≈ −1.62·cos x (chapter 3 derives it: the phases lie in
+#   [0, π], so the average sine wave is not zero; section 3 below compares the two at
+#   x = 0). Now take one step and compare how far each curve moves.
 # - **K = 1…5.** How few points does MAML need?
 # - **Press ▶.** Over 50 steps, which network gets most of its way in the first few?
 # - **α up.** MAML was meta-trained for α = 0.01. Push α towards 0.1 and watch for
 #   fine-tuning that *diverges* (the widget says so and clips the lines). Chapter 3,
-#   section 6, measured why MAML's θ is sensitive to α: the support loss is steep there.
+#   section 6, measured why MAML's θ is sensitive to α: the support loss is strongly
+#   curved there — for many tasks its largest curvature λ_max is above 2/α, where a
+#   step of α stops being stable (α < 2/λ_max).
 # - **α down.** At α = 0.001, how far does anyone get in 50 steps?
 #
 # ## 3. The numbers behind the picture
@@ -152,8 +155,9 @@ display(Markdown(f"**α**, K = 10, {num_tasks} tasks, 50 steps (a task diverges 
                  f"passes 1,000 or stops being finite; the error removed is over the others):\n\n" + "\n".join(lines)))
 
 # %% [markdown]
-# (Chapter 3 measures the same protocol on 600 tasks per K with confidence intervals,
-# as the paper does.)
+# (Chapter 3 runs the full meta-test: 600 fresh tasks per K, 0 to 10 steps, with 95%
+# confidence intervals as the paper's official code computes them — chapter 3,
+# section 4.)
 #
 # ## 4. Bring your own parameters
 #

@@ -287,6 +287,8 @@ with jax.enable_x64(True):
         stats[name] = jax.tree.map(np.asarray, batched_stats(point, loss_fn, many.support, many.query, inner_lr))
     # The random init at a larger α too: the prediction below says how the ratio moves.
     ratio_at_01 = float(np.median(batched_stats(theta, loss_fn, many.support, many.query, 0.1)["ratio"]))
+    # How far from 0 the random network's output strays over all the support inputs.
+    init_output = float(jnp.max(jnp.abs(mlp_apply(theta, many.support[0].reshape(-1, 1)))))
 
 for name, s in stats.items():
     print(f"{name:>15}: |αHg'|/|full| median {np.median(s['ratio']):.4f} (90th pct {np.percentile(s['ratio'], 90):.3f}); "
@@ -326,7 +328,8 @@ bias = leaf_names.index("[2]['b']")
 predicted = 2 * inner_lr / (1 - 2 * inner_lr)
 display(Markdown(
     f"**At the random initialisation** the weights are tiny, so the network's output is "
-    f"≈ 0 whatever its input and almost all of g′ sits in the output bias: a median "
+    f"≈ 0 whatever its input (at most {init_output:.3f} in absolute value over these tasks' "
+    f"support inputs) and almost all of g′ sits in the output bias: a median "
     f"{100 * np.median(rand['share'][:, bias]):.2f}% of its squared length. The MSE's "
     f"second derivative in the output bias is exactly 2 (the bias enters every prediction "
     f"with slope 1), so H g′ ≈ 2 g′, the full meta-gradient is ≈ (1 − 2α) g′, and "

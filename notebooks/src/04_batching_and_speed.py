@@ -282,7 +282,7 @@ display(Markdown("\n".join(rows)))
 fastest_fixed = min((s, n) for n, s in timings.items() if samples[n] == "no")
 print(f"load average before: {', '.join(f'{x:.1f}' for x in load_before)}; "
       f"after: {', '.join(f'{x:.1f}' for x in load_after)}")
-print(f"the paper's 70,000 meta-steps would take: loop ≈ {70_000 * baseline / 3600:.1f} h, "
+print(f"the official code's 70,000 sinusoid meta-steps would take: loop ≈ {70_000 * baseline / 3600:.1f} h, "
       f"optimize with {chunk} steps per call ≈ {70_000 * timings[f'optimize, sampled inside, {chunk} steps per call']:.0f} s")
 
 fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -305,9 +305,13 @@ display(Markdown(
     f"- Same work, fixed meta-batch: one step per `optimize` call {1e3 * fixed1:.3f} ms, {chunk} "
     f"steps per call {1e3 * fixedN:.3f} ms ({fixed1 / fixedN:.1f}× faster: the Python round trip "
     f"per step is gone).\n"
-    f"- With a fresh meta-batch sampled inside, {chunk} steps per call take {1e3 * sampN:.3f} ms per "
-    f"step, against {1e3 * fixedN:.3f} ms with the fixed one: the difference is what sampling costs, "
-    f"within this machine's timing noise (the load, printed above the table)."))
+    f"- Sampling inside vs the fixed meta-batch: {1e3 * (samp1 - fixed1):+.3f} ms per step at one "
+    f"step per call, {1e3 * (sampN - fixedN):+.3f} ms at {chunk} per call. "
+    + ("Both pairs say sampling costs time; how much they differ is this machine's timing noise "
+       "(the load is printed above the table)." if min(samp1 - fixed1, sampN - fixedN) > 0 else
+       "One pair says sampling is free or faster: at this load (printed above the table) the timing "
+       "noise is larger than the cost of sampling; BENCHMARKS.md, \"Sinusoid meta-training speed\", "
+       "measured it on a quiet machine.")))
 
 # %% [markdown]
 # The meta-step's arithmetic is the same in every row (the sampling rows add the

@@ -18,7 +18,7 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # assumed.
 
 # %% tags=["parameters"]
-meta_steps = 70_000     # per method; the paper's sinusoid budget
+meta_steps = 70_000     # per method; the official code's sinusoid budget
 steps_per_call = 1000   # meta-steps per jitted lax.scan chunk; the angle is probed once per chunk
 meta_batch = 25
 support_size = 10
@@ -134,7 +134,7 @@ for name, objective in objectives.items():
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), constrained_layout=True)
 for name, color in (("MAML", "C0"), ("FOMAML", "C1"), ("Reptile", "C2")):
     axes[0].plot(logs[name]["step"], logs[name]["angle"], color=color, marker=".", label=f"at {name}'s θ")
-axes[0].set(xlabel="meta-step", ylabel="degrees", title="angle between MAML and FOMAML meta-gradients\n(fresh meta-batch of 25 tasks, at the θ each method has reached)")
+axes[0].set(xlabel="meta-step", ylabel="degrees", title=f"angle between MAML and FOMAML meta-gradients\n(fresh meta-batch of {meta_batch} tasks, at the θ each method has reached)")
 axes[0].legend(fontsize=8)
 for name, color in (("MAML", "C0"), ("FOMAML", "C1")):
     losses = train_losses[name]

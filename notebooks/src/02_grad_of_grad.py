@@ -328,7 +328,7 @@ bias = leaf_names.index("[2]['b']")
 predicted = 2 * inner_lr / (1 - 2 * inner_lr)
 display(Markdown(
     f"**At the random initialisation** the weights are tiny, so the network's output is "
-    f"≈ 0 whatever its input (at most {init_output:.3f} in absolute value over these tasks' "
+    f"≈ 0 whatever its input (at most {init_output:.1e} in absolute value over these tasks' "
     f"support inputs) and almost all of g′ sits in the output bias: a median "
     f"{100 * np.median(rand['share'][:, bias]):.2f}% of its squared length. The MSE's "
     f"second derivative in the output bias is exactly 2 (the bias enters every prediction "

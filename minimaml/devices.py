@@ -39,6 +39,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .checks import check_int, check_number
@@ -99,6 +100,30 @@ def _first_devices(count):
             [:count // processes]]
 
 
+def use_cpu_devices(count: int) -> int:
+    """Before JAX starts: give its CPU backend ``count`` devices (XLA host devices, all
+    sharing the machine's cores), so that ``devices=count`` can split meta-batches on a
+    CPU. Accelerators are not affected. Once JAX has started, its devices stay as they
+    are (then :func:`task_mesh` refuses a count above them). Returns ``count``."""
+    count = check_int(count, "devices", 1)
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:     # JAX already started: keep the devices it has
+        pass
+    return count
+
+
+def process_share(meta_batch: int) -> int:
+    """The tasks each process draws per meta-step: ``meta_batch / jax.process_count()``
+    (a ValueError naming both numbers unless it divides)."""
+    processes = jax.process_count()
+    if meta_batch % processes:
+        raise ValueError(f"meta_batch {meta_batch} does not divide among {processes} "
+                         f"processes (each draws an equal share); use a multiple of "
+                         f"{processes}")
+    return meta_batch // processes
+
+
 def task_sharding(devices: Devices) -> NamedSharding | None:
     """``NamedSharding(mesh, P("tasks"))`` for ``devices``, or None where nothing is split:
     ``devices=None`` in a single process, or a mesh of one device (then training and
@@ -122,7 +147,11 @@ def replicated(sharding: NamedSharding) -> NamedSharding:
 def replicate(tree: PyTree, sharding: NamedSharding) -> PyTree:
     """Outside jit: a whole copy of ``tree``'s arrays on every device of the mesh (with
     several processes, each passes the same values)."""
-    return jax.device_put(tree, replicated(sharding))
+    if jax.process_count() == 1:
+        return jax.device_put(tree, replicated(sharding))
+    tree = jax.tree.map(lambda x: x if hasattr(x, "shape") else jnp.asarray(x), tree)
+    return multihost_utils.host_local_array_to_global_array(tree, sharding.mesh,
+                                                            PartitionSpec())
 
 
 def _fold_in_each(key, count):

@@ -66,9 +66,9 @@ def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, 
 
     step_numbers = first_step + jnp.arange(length)
     (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), step_numbers)
-    if sharding is not None:
-        params, opt_state = jax.lax.with_sharding_constraint((params, opt_state),
-                                                             replicated(sharding))
+    if sharding is not None:    # every process can read them whole
+        params, opt_state, losses = jax.lax.with_sharding_constraint(
+            (params, opt_state, losses), replicated(sharding))
     return params, opt_state, losses
 
 

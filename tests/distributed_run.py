@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from minimaml import sinusoid
-from minimaml.devices import TaskShares, initialize_distributed
+from minimaml.devices import TaskShares, initialize_distributed, process_share
 from minimaml.evaluate import finetune_curves
 from minimaml.train import meta_train
 
@@ -16,18 +16,24 @@ SHARE = 3          # tasks each process draws per meta-step
 
 
 def main(out, mode, *numbers):
+    share_error = ""
     if mode == "single":
         shares = int(numbers[0])
         sampler = TaskShares(sinusoid.task_sampler(SHARE, 10, 10), shares)
     else:
         initialize_distributed(mode, int(numbers[0]), int(numbers[1]), timeout=60)
-        sampler = sinusoid.task_sampler(SHARE, 10, 10)
+        sampler = sinusoid.task_sampler(process_share(SHARE * jax.process_count()), 10, 10)
+        try:
+            process_share(SHARE * jax.process_count() + 1)
+        except ValueError as err:
+            share_error = str(err)
     key = jax.random.key(0)
     params, _, losses = meta_train(sinusoid.init_params(key), sinusoid.sine_loss, sampler, key,
                                    meta_steps=6, inner_lr=0.01, meta_lr=0.01, steps_per_call=4)
     tasks = sinusoid.sample_tasks(jax.random.key(1), 7, 5, 10)
     curves = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 2)
     np.savez(out, losses=losses, curves=curves, processes=jax.process_count(),
+             share_error=share_error,
              devices=len(jax.devices()),
              **{f"param{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(params))})
 

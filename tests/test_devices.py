@@ -19,8 +19,8 @@ import pytest
 
 import minimaml
 from minimaml import sinusoid
-from minimaml.devices import (TASK_AXIS, TaskShares, initialize_distributed, task_mesh,
-                              task_sharding)
+from minimaml.devices import (TASK_AXIS, TaskShares, initialize_distributed, process_share,
+                              task_mesh, task_sharding, use_cpu_devices)
 from minimaml.evaluate import finetune_curves
 from minimaml.train import meta_train, optimize
 
@@ -92,9 +92,11 @@ def test_two_processes_end_with_the_params_of_one_process(tmp_path):
                             for name in ("process0", "process1", "single"))
     assert int(first["processes"]) == 2 and int(first["devices"]) == 2
     assert int(alone["processes"]) == 1
+    assert str(first["share_error"]).startswith("meta_batch 7 does not divide among 2 processes")
     for name in first.files:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
         if name.startswith("param") or name in ("losses", "curves"):
+            assert first[name].shape == alone[name].shape, name
             np.testing.assert_allclose(first[name], alone[name], rtol=1e-5, atol=1e-6,
                                        err_msg=name)
     assert first["losses"].shape == (6,) and first["curves"].shape == (7, 3)
@@ -202,3 +204,26 @@ def test_the_environment_fills_in_what_the_arguments_leave_out(monkeypatch):
     monkeypatch.setenv("JAX_PROCESS_ID", "3")
     with pytest.raises(ValueError, match=r"process_id must be in 0\.\.1"):
         initialize_distributed("127.0.0.1:1234", timeout=1)
+
+
+def test_use_cpu_devices_before_jax_starts():
+    script = ("from minimaml.devices import use_cpu_devices; import jax; use_cpu_devices(3); "
+              "print(len(jax.devices()))")
+    done = subprocess.run([sys.executable, "-c", script], env=environment(), text=True,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "3"
+
+
+def test_use_cpu_devices_after_jax_started_keeps_its_devices():
+    jax.devices()
+    assert use_cpu_devices(1) == 1 and len(jax.devices()) == 1
+    use_cpu_devices(4)                              # too late: refused where it is used
+    with pytest.raises(ValueError, match=r"devices must be an integer in 1\.\.1; got 4"):
+        task_mesh(4)
+    with pytest.raises(ValueError, match=r"devices must be an integer >= 1; got 0"):
+        use_cpu_devices(0)
+
+
+def test_process_share_divides_the_meta_batch():
+    assert process_share(25) == 25                  # one process draws it all

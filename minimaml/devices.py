@@ -154,6 +154,14 @@ def replicate(tree: PyTree, sharding: NamedSharding) -> PyTree:
                                                             PartitionSpec())
 
 
+def process_zero_decides(flag: bool) -> bool:
+    """Process 0's ``flag``, in every process (a collective: all processes must call it),
+    so that e.g. a time limit stops every process at the same step."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(bool(flag))))
+
+
 def _fold_in_each(key, count):
     return jax.vmap(lambda share: jax.random.fold_in(key, share))(jnp.arange(count))
 

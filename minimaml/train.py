@@ -20,7 +20,8 @@ import numpy as np
 import optax
 
 from .checks import check_int, check_positive
-from .devices import Devices, TaskShares, replicate, replicated, shard_tasks, task_sharding
+from .devices import (Devices, TaskShares, process_zero_decides, replicate, replicated,
+                      shard_tasks, task_sharding)
 from .maml import maml_objective, query_loss
 from .types import ArrayLike, LossFn, Objective, OnChunk, PyTree, SampleTasks
 
@@ -102,7 +103,8 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
         ``start_step .. steps-1`` only.
       on_chunk: called as ``on_chunk(step, params, opt_state, losses)`` after each
         chunk, ``step`` being the number of steps done so far (for checkpoints, logs,
-        progress bars); returning True stops training there.
+        progress bars); returning True stops training there (with several processes,
+        process 0's answer stops them all).
       devices: split the task axis of every meta-batch across devices
         (:mod:`minimaml.devices`): a count n (the first n devices), a list of devices
         or a ``Mesh`` with a ``"tasks"`` axis. Params and optimizer state are
@@ -159,7 +161,10 @@ def _optimize(params, objective, sample_tasks, key, steps, lr, optimizer, steps_
             raise TrainingDiverged(step + int(bad[0]), float(losses[bad[0]]))
         all_losses.append(losses)
         step += length
-        if on_chunk is not None and on_chunk(step, params, opt_state, losses):
+        stop = on_chunk is not None and bool(on_chunk(step, params, opt_state, losses))
+        if sharding is not None and jax.process_count() > 1:
+            stop = process_zero_decides(stop)      # all processes stop at the same chunk
+        if stop:
             break
     losses = np.concatenate(all_losses) if all_losses else np.zeros((0,), np.float32)
     return params, opt_state, losses

@@ -28,8 +28,10 @@ def main(out, mode, *numbers):
         except ValueError as err:
             share_error = str(err)
     key = jax.random.key(0)
+    # Only process 0 asks to stop after 6 steps: every process must stop there.
     params, _, losses = meta_train(sinusoid.init_params(key), sinusoid.sine_loss, sampler, key,
-                                   meta_steps=6, inner_lr=0.01, meta_lr=0.01, steps_per_call=4)
+                                   meta_steps=9, inner_lr=0.01, meta_lr=0.01, steps_per_call=3,
+                                   on_chunk=lambda step, *_: step >= 6 and jax.process_index() == 0)
     tasks = sinusoid.sample_tasks(jax.random.key(1), 7, 5, 10)
     curves = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 2)
     np.savez(out, losses=losses, curves=curves, processes=jax.process_count(),

@@ -8,9 +8,9 @@ XLA inserts by itself. Here that takes three pieces:
   (:data:`TASK_AXIS`), over n devices.
 - :func:`shard_tasks` — inside a jitted step, the task batch laid out along that axis
   (``NamedSharding(mesh, P("tasks"))``); params and optimizer state stay replicated.
-  A meta-batch that does not divide by the device count is padded by XLA and the
-  padding masked out of every reduction, so the mean over tasks stays exact (the last
-  devices simply hold one task fewer).
+  A meta-batch that does not divide by the device count is padded by XLA to the next
+  multiple and the padding masked out of every reduction, so the mean over tasks stays
+  exact (the last devices hold padding in place of tasks).
 - :func:`initialize_distributed` and :class:`TaskShares` — many processes (hosts):
   each process draws its own share of every meta-batch from ``fold_in(key, process)``.
 
@@ -22,12 +22,12 @@ The multi-host recipe (the same script on every host, e.g. two)::
     # host 0:  python train.py --coordinator 10.0.0.1:1234 --processes 2 --process-id 0
     # host 1:  python train.py --coordinator 10.0.0.1:1234 --processes 2 --process-id 1
     initialize_distributed(coordinator, processes, process_id)  # before any other JAX call
-    sampler = task_sampler(meta_batch // jax.process_count(), ...)   # one process's share
-    params, _, _ = meta_train(params, loss_fn, sampler, key, ..., devices=None)
+    sampler = task_sampler(process_share(meta_batch), ...)     # this process's share
+    params, _, _ = meta_train(params, loss_fn, sampler, key, ...)
 
-Every process passes the same ``params`` and ``key``; ``optimize`` shards each
-meta-batch over all devices of all processes and every process ends with the same
-params. ``python -m minimaml.sinusoid --distributed ...`` does exactly this.
+Every process passes the same ``params`` and ``key``; ``optimize`` splits each
+meta-batch over all devices of all processes (its ``devices=None`` means all of them
+once there are several processes), and every process ends with the same params.
 """
 import dataclasses
 import os
@@ -116,7 +116,7 @@ def use_cpu_devices(count: int) -> int:
 def process_share(meta_batch: int) -> int:
     """The tasks each process draws per meta-step: ``meta_batch / jax.process_count()``
     (a ValueError naming both numbers unless it divides)."""
-    processes = jax.process_count()
+    meta_batch, processes = check_int(meta_batch, "meta_batch", 1), jax.process_count()
     if meta_batch % processes:
         raise ValueError(f"meta_batch {meta_batch} does not divide among {processes} "
                          f"processes (each draws an equal share); use a multiple of "

@@ -103,6 +103,7 @@ def check_04(r):
     assert set(eight["ms"]) == {"1", "2", "8"} and all(v > 0 for v in eight["ms"].values())
     two = r["two_processes"]                                   # two processes on 127.0.0.1
     assert two["processes"] == 2 and two["identical"] and two["max_abs_diff_to_one_process"] < 1e-5
+    assert "did not answer within 3 s" in r["absent_coordinator"]
 
 
 def check_05(r):

@@ -434,8 +434,8 @@ print(f"8 simulated devices vs 1: {ratio:.1f}× the time per meta-step")
 #
 # Past one machine, JAX runs one Python process per host, all running the same
 # program ("multi-controller"). `minimaml.devices.initialize_distributed` joins them
-# (it calls `jax.distributed.initialize`, after checking the coordinator answers,
-# so a wrong address fails in bounded time with one line rather than hanging). Each
+# (it calls `jax.distributed.initialize`, after checking that the coordinator answers:
+# a wrong address fails within a timeout, with one line, rather than hanging). Each
 # process then draws *its own share* of every meta-batch from `fold_in(key,
 # process_index)` — no two processes draw the same tasks — and `optimize` splits the
 # global meta-batch over every device of every process:
@@ -444,7 +444,7 @@ print(f"8 simulated devices vs 1: {ratio:.1f}× the time per meta-step")
 # # the same script on every host, e.g. two:
 # #   host 0: python train.py 10.0.0.1:1234 2 0      host 1: python train.py 10.0.0.1:1234 2 1
 # initialize_distributed(coordinator, processes, process_id)   # before any other JAX call
-# sample = sinusoid.task_sampler(25 // jax.process_count(), 10, 10)   # this process's share
+# sample = sinusoid.task_sampler(process_share(25), 10, 10)   # 25 / processes: this one's share
 # params, _, _ = meta_train(params, loss_fn, sample, key, meta_steps=..., inner_lr=0.01)
 # ```
 #
@@ -459,14 +459,14 @@ import tempfile
 TWO_PROCESSES = r'''
 import sys, jax, numpy as np
 from minimaml import sinusoid
-from minimaml.devices import TaskShares, initialize_distributed
+from minimaml.devices import TaskShares, initialize_distributed, process_share
 from minimaml.train import meta_train
 out, coordinator, process_id, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if coordinator == "single":
     sample = TaskShares(sinusoid.task_sampler(3, 10, 10), 2)   # both shares, one process
 else:
     initialize_distributed(coordinator, 2, process_id)
-    sample = sinusoid.task_sampler(3, 10, 10)                   # this process's share
+    sample = sinusoid.task_sampler(process_share(6), 10, 10)    # this process's 3 of 6
 key = jax.random.key(0)
 params, _, losses = meta_train(sinusoid.init_params(key), sinusoid.sine_loss, sample, key,
                                meta_steps=steps, inner_lr=0.01, meta_lr=0.01)
@@ -494,6 +494,22 @@ vs_single = max(float(np.max(np.abs(first[n] - single[n]))) for n in params_name
 print(f"{int(first['processes'])} processes, {distributed_steps} meta-steps of 2 × 3 tasks: "
       f"identical params in both: {same}; largest difference to one process: {vs_single:.1e}")
 assert same and vs_single < 1e-5
+
+# %% [markdown]
+# And a coordinator that is not there (nothing listens on that port):
+
+# %%
+from minimaml.devices import initialize_distributed
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    nobody = f"127.0.0.1:{s.getsockname()[1]}"
+start = time.perf_counter()
+try:
+    initialize_distributed(nobody, processes=2, process_id=1, timeout=3)
+except ValueError as err:
+    absent_coordinator = str(err)
+print(f"after {time.perf_counter() - start:.1f} s: {absent_coordinator}")
 
 # %% [markdown]
 # The command lines take the same route: `--devices N` (on a CPU, N host devices) and
@@ -530,6 +546,7 @@ summary = {
     "eight_devices": eight_devices,
     "two_processes": {"identical": same, "max_abs_diff_to_one_process": vs_single,
                       "processes": int(first["processes"])},
+    "absent_coordinator": absent_coordinator,
 }
 if results_path:
     pathlib.Path(results_path).write_text(json.dumps(summary, indent=1))

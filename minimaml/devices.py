@@ -229,12 +229,15 @@ def initialize_distributed(coordinator: str | None = None, processes: int | None
             _check_can_serve(host, port, coordinator, timeout)
         else:
             _wait_for_coordinator(host, port, coordinator, timeout)
+    missing = [name for name, value in (("coordinator", coordinator), ("processes", processes),
+                                        ("process_id", process_id)) if value is None]
     try:
         jax.distributed.initialize(coordinator, processes, process_id,
                                    initialization_timeout=max(1, round(timeout)))
-    except ValueError as err:    # JAX could not tell what the arguments left out
-        raise ValueError(f"distributed: {err} (give coordinator, processes and process_id, "
-                         f"or set {', '.join(ENVIRONMENT)})") from None
+    except ValueError:    # nor could JAX's cluster detection tell what was left out
+        named = " and ".join([", ".join(missing[:-1]), missing[-1]] if missing[:-1] else missing)
+        raise ValueError(f"{named} not given: give coordinator, processes "
+                         f"and process_id, or set ${', $'.join(ENVIRONMENT)}") from None
 
 
 def _from_environment(value, name, variable, low):

@@ -195,6 +195,16 @@ def test_process_zero_refuses_an_address_it_cannot_serve():
             initialize_distributed(f"127.0.0.1:{port}", 2, 0, timeout=1)
 
 
+def test_nothing_given_and_nothing_detected_is_refused_in_one_line(monkeypatch):
+    for variable in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ValueError, match=r"^coordinator, processes and process_id not "
+                                         r"given: give coordinator, processes and process_id, "
+                                         r"or set \$JAX_COORDINATOR_ADDRESS"):
+        initialize_distributed(timeout=1)
+    assert not jax.distributed.is_initialized()
+
+
 def test_the_environment_fills_in_what_the_arguments_leave_out(monkeypatch):
     monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
     with pytest.raises(ValueError, match=r"processes \(\$JAX_NUM_PROCESSES\) must be an "

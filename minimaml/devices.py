@@ -235,6 +235,8 @@ def initialize_distributed(coordinator: str | None = None, processes: int | None
         jax.distributed.initialize(coordinator, processes, process_id,
                                    initialization_timeout=max(1, round(timeout)))
     except ValueError:    # nor could JAX's cluster detection tell what was left out
+        if not missing:
+            raise
         named = " and ".join([", ".join(missing[:-1]), missing[-1]] if missing[:-1] else missing)
         raise ValueError(f"{named} not given: give coordinator, processes "
                          f"and process_id, or set ${', $'.join(ENVIRONMENT)}") from None

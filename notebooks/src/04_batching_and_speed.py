@@ -386,7 +386,8 @@ print("RESULTS " + json.dumps({"difference": difference, "rows": rows, "ms": tim
 setting = {"meta_batch": meta_batch, "support_size": support_size, "inner_lr": inner_lr,
            "seed": seed, "steps": min(1000, scan_steps)}
 done = subprocess.run([sys.executable, "-c", EIGHT_DEVICES, json.dumps(setting)],
-                      env={**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu"},
+                      env={**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu",
+                           "NO_COLOR": "1"},   # a plain-text picture
                       capture_output=True, text=True)
 assert done.returncode == 0, done.stderr[-2000:]
 output, _, results_line = done.stdout.rpartition("RESULTS ")

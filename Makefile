@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root without this flag.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: venv lab test bench notebooks book clean playground
+.PHONY: venv lab test bench mutants notebooks book clean playground
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
+
+# Mutation testing (cosmic-ray): a seeded sample of mutants of minimaml/ against the fast
+# tests, in a copy under runs/mutants (the working tree is not touched); writes
+# runs/mutants/report.md. See TESTING.md. MUTANTS_ARGS="--budget-minutes 120 --sample core=200".
+MUTANTS_ARGS ?=
+mutants: venv
+	$(BIN)/python scripts/mutants.py $(MUTANTS_ARGS)
 
 # Rebuild the course notebooks from notebooks/src/ and run them at full size (slow).
 notebooks: venv

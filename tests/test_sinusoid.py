@@ -72,6 +72,7 @@ def run_cli(*args, cwd=None):
                           capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow
 def test_short_cli_run_beats_pretrained_baseline(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--meta-steps", "3000", "--eval-tasks", "200", "--out", str(out),
@@ -140,3 +141,37 @@ def test_meta_test_leaves_out_and_counts_a_rare_diverging_task(monkeypatch):
     curves = finetune_curves(params, sinusoid.sine_loss, tasks.support, tasks.query, 0.01, 3)
     expected, _ = mean_ci95(np.delete(curves, 7, axis=0))
     np.testing.assert_allclose(result["mse"], expected, rtol=1e-6)
+
+
+def test_default_config_is_the_papers():
+    """Section 5.1 and Appendix of the paper: K = 10, meta-batch 25, one step at α = 0.01,
+    Adam β = 1e-3, 70,000 meta-steps; meta-test on 600 tasks, 100 held-out points each."""
+    config = sinusoid.Config()
+    assert (config.support_size, config.meta_batch, config.inner_steps, config.inner_lr,
+            config.meta_lr, config.meta_steps, config.hidden) == (10, 25, 1, 0.01, 1e-3,
+                                                                  70_000, (40, 40))
+    assert (config.eval_tasks, config.eval_query, config.eval_shots, config.eval_steps) == (
+        600, 100, (5, 10, 20), 10)
+
+
+def test_a_tiny_run_writes_what_it_reports(tmp_path):
+    config = sinusoid.Config(meta_steps=20, meta_batch=4, eval_tasks=10, eval_shots=(5,),
+                             eval_steps=2)
+    maml_params, pre_params, metrics = sinusoid.run(config, tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    for name, params in (("maml_params.npz", maml_params), ("pretrained_params.npz", pre_params)):
+        for a, b in zip(jax.tree.leaves(sinusoid.load_params(out / name)),
+                        jax.tree.leaves(params)):
+            np.testing.assert_array_equal(a, b)
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["maml"] == metrics["maml"] and written["pretrained"] == metrics["pretrained"]
+    assert metrics["train_seconds"] > 0 and metrics["pretrain_seconds"] > 0
+    assert (out / "sinusoid.png").stat().st_size > 10_000
+    assert len(metrics["maml"]["5"]["mse"]) == 3 and metrics["maml"]["5"]["tasks"] == 10
+    # the table shows these numbers, one row per model, one column per step asked for
+    table = sinusoid.format_table(metrics, "5", steps=(1, 2, 10)).splitlines()
+    assert table[0] == "| model | 1 step | 2 steps |"           # step 10 was not evaluated
+    for row, name in zip(table[2:], ("maml", "pretrained")):
+        res = metrics[name]["5"]
+        assert row == (f"| {name} (K=5) | {res['mse'][1]:.3f} ± {res['ci95'][1]:.3f} | "
+                       f"{res['mse'][2]:.3f} ± {res['ci95'][2]:.3f} |")

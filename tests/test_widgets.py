@@ -61,7 +61,10 @@ def test_plotted_data_is_the_library_computation(pg, shots, inner_lr, steps):
     shown = readout_numbers(pg)
     for name in INITS:
         assert pg.current[name].diverged_at is None   # (α ≥ 0.05 can diverge from MAML's init)
-        predictions, query_mse = direct(pg.inits[name], task, shots, inner_lr, steps)
+        # The θ each label names, from the files, not the widget's own dict.
+        theta = {"MAML": load_shipped_params()[0], "pretrained": load_shipped_params()[1],
+                 "random": pg.inits["random"]}[name]
+        predictions, query_mse = direct(theta, task, shots, inner_lr, steps)
         np.testing.assert_allclose(lines[name], predictions, rtol=1e-4, atol=1e-4)
         assert pg.current[name].query_mse == pytest.approx(query_mse, rel=1e-4, abs=1e-6)
         assert float(shown[name]) == pytest.approx(query_mse, rel=5e-3)
@@ -186,7 +189,8 @@ def test_accepts_any_mlp_params():
     assert small.caption.value == ""                       # no "shipped θ" line for own θ
     lines, _ = drawn(small)
     for name in INITS:
-        predictions, _ = direct(small.inits[name], small.task, 5, 0.1, 4)
+        theta = {"MAML": maml_params, "pretrained": pre, "random": small.inits["random"]}[name]
+        predictions, _ = direct(theta, small.task, 5, 0.1, 4)
         np.testing.assert_allclose(lines[name], predictions, rtol=1e-4, atol=1e-4)
 
 
@@ -348,8 +352,10 @@ def test_first_vs_second_order_adapts_both_on_one_task(count_compilations):
     assert len(widget.drawing.fits) == 2                        # side by side
     assert not np.array_equal(jax.tree.leaves(first)[0],
                               jax.tree.leaves(load_shipped_params()[0])[0])
+    named = {"second-order MAML": load_shipped_params()[0], "first-order MAML": first}
+    assert sorted(g[0] for g in widget.drawing.groups) == sorted(named)
     for group, fit in zip(widget.drawing.groups, widget.drawing.fits):
-        predictions, _ = direct(widget.inits[group[0]], widget.task, 10, 0.01, 1)
+        predictions, _ = direct(named[group[0]], widget.task, 10, 0.01, 1)
         np.testing.assert_allclose(fit.frame(1)[0], predictions, rtol=1e-4, atol=1e-4)
     assert "first-order θ" in widget.caption.value or "first-order" in widget.caption.value
     with count_compilations() as events:

@@ -368,7 +368,7 @@ def test_cli_rejects_bad_input(capsys, tmp_path):
     assert og.main(["--ways", "1", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "ways must be an integer >= 2" in capsys.readouterr().err
     assert og.main(["--inner-lr", "-1", "--data", str(tmp_path)]) == 2
-    assert "inner_lr" in capsys.readouterr().err
+    assert "--inner-lr" in capsys.readouterr().err
 
 
 def test_evaluating_another_checkpoint_does_not_recompile(small1, count_compilations):

@@ -91,12 +91,12 @@ def test_short_cli_run_beats_pretrained_baseline(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--support-size", "0"], "support_size must be an integer >= 1"),
-    (["--query-size", "-2"], "query_size must be an integer >= 1"),
-    (["--inner-steps", "-1"], "inner_steps must be an integer >= 0"),
-    (["--inner-lr", "nan"], "inner_lr must be a finite number > 0"),
-    (["--inner-lr", "0"], "inner_lr must be a finite number > 0"),
-    (["--meta-batch", "0"], "meta_batch must be an integer >= 1"),
+    (["--support-size", "0"], "--support-size must be an integer >= 1"),
+    (["--query-size", "-2"], "--query-size must be an integer >= 1"),
+    (["--inner-steps", "-1"], "--inner-steps must be an integer >= 0"),
+    (["--inner-lr", "nan"], "--inner-lr must be a finite number > 0"),
+    (["--inner-lr", "0"], "--inner-lr must be a finite number > 0"),
+    (["--meta-batch", "0"], "--meta-batch must be an integer >= 1"),
 ])
 def test_cli_bad_input_is_one_line_error(args, message, tmp_path):
     result = run_cli(*args, "--meta-steps", "10", "--out", str(tmp_path))

@@ -1,7 +1,8 @@
 """The Omniglot experiment: its config, a checkpointed training run, the meta-test."""
+import contextlib
 import dataclasses
 import json
-import pathlib
+import os
 import time
 from typing import Any, Callable
 
@@ -9,17 +10,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checks import check_int, check_number, check_positive
-from ..evaluate import mean_ci95
+from ..checks import ArgumentError, check_int, check_number, check_positive
+from ..evaluate import finetune_curves, mean_ci95
 from ..nets import conv_init
 from ..progress import ProgressBar, chain
-from ..runs import versions
-from ..train import default_opt_state, meta_train
+from ..runs import Interrupted, RunFolder, StopOnInterrupt, check_memory, versions
+from ..train import TrainingDiverged, default_opt_state, meta_train
 from ..types import PyTree
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DRAWINGS, Omniglot
-from .model import classifier, task_accuracies
+from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
+from .data import DRAWINGS, Omniglot, content_sha256
+from .model import GroupedAccuracy, classifier
+from .sizes import EVAL_CHUNK, check_data, estimate_memory
 from .tasks import sample_tasks, split_characters, task_sampler
+
+MAX_STEPS = 2**31 - 1     # training steps are counted in 32-bit integers on the device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +56,11 @@ class Config:
     max_train_seconds: float = 0.0   # stop early after this much training (0: no limit)
 
     def __post_init__(self):
-        for name in ("shots", "queries", "meta_batch", "meta_steps", "filters", "blocks",
+        for name in ("queries", "meta_batch", "filters", "blocks",
                      "train_characters", "eval_tasks", "eval_queries", "steps_per_call"):
             check_int(getattr(self, name), name, 1)
+        check_int(self.shots, "shots", 1, DRAWINGS - 1)
+        check_int(self.meta_steps, "meta_steps", 1, MAX_STEPS)
         check_int(self.ways, "ways", 2)
         check_int(self.eval_every, "eval_every", 0)
         check_int(self.inner_steps, "inner_steps", 0)
@@ -66,13 +72,14 @@ class Config:
         check_positive(self.inner_lr, "inner_lr")
         check_positive(self.meta_lr, "meta_lr")
         if self.eval_queries % self.queries:
-            raise ValueError(f"eval_queries must be a multiple of queries={self.queries} "
-                             f"(test queries go through the net in training-shaped "
-                             f"groups); got {self.eval_queries}")
-        if self.shots + max(self.queries, self.eval_queries) > DRAWINGS:
-            raise ValueError(f"shots + queries and shots + eval_queries must be at most "
-                             f"{DRAWINGS}; got shots={self.shots}, queries={self.queries}, "
-                             f"eval_queries={self.eval_queries}")
+            raise ArgumentError("eval_queries", f"a multiple of queries ({self.queries}): test "
+                                f"queries go through the net in training-shaped groups",
+                                self.eval_queries)
+        for name in ("queries", "eval_queries"):
+            if getattr(self, name) > DRAWINGS - self.shots:
+                raise ArgumentError(name, f"at most {DRAWINGS - self.shots} (each character "
+                                    f"has {DRAWINGS} drawings, shots={self.shots} of them in "
+                                    f"the support set)", getattr(self, name))
 
     def validate(self) -> "Config":
         """The checks already ran when the config was made; kept for callers that ask."""
@@ -89,13 +96,9 @@ def paper_config(ways: int = 5, shots: int = 1, **overrides: Any) -> Config:
     return Config(ways=ways, shots=shots, **{**base, **overrides})
 
 
-# Fields whose change makes a checkpoint belong to a different run.
-_RUN_FIELDS = ("ways", "shots", "queries", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
-               "first_order", "filters", "blocks", "train_characters", "split_seed", "seed")
-
-
 def split_images(data: Omniglot, config: Config) -> tuple[jax.Array, jax.Array]:
     """(train_images, test_images) device arrays (C, 20, 28, 28) for ``config``'s split."""
+    check_data(config, data)
     train_idx, test_idx = split_characters(len(data.ids), config.train_characters,
                                            config.split_seed)
     return jnp.asarray(data.images[train_idx]), jnp.asarray(data.images[test_idx])
@@ -107,35 +110,70 @@ def init_params(config: Config) -> PyTree:
                      blocks=config.blocks)
 
 
+@dataclasses.dataclass(frozen=True)
+class _FiniteAccuracy:
+    """The grouped accuracy, NaN where fine-tuning made the weights non-finite (their
+    argmax would otherwise still pick a class and score as chance)."""
+    accuracy: GroupedAccuracy
+
+    def __call__(self, params, query):
+        leaves = jax.tree.leaves(params)
+        finite = jnp.all(jnp.array([jnp.isfinite(leaf).all() for leaf in leaves]))
+        return jnp.where(finite, self.accuracy(params, query), jnp.nan)
+
+
 def evaluate(params: PyTree, test_images: jax.Array, config: Config,
-             conv: Callable | None = None) -> np.ndarray:
+             conv: Callable | None = None, max_diverged_fraction: float = 0.1) -> np.ndarray:
     """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α.
 
     Returns per-task accuracy after 0..eval_inner_steps steps, (T, steps+1) numpy.
     The tasks are the same for every call with the same config (seeded apart from
     training), so checkpoints can be compared.
+
+    A task whose fine-tuned weights become non-finite counts as wrong (accuracy 0 from
+    that step on); if more than ``max_diverged_fraction`` of the tasks do, this raises
+    TrainingDiverged.
     """
+    return _evaluate(params, test_images, config, conv, max_diverged_fraction)[0]
+
+
+def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1):
+    """(accuracies, the number of tasks whose fine-tuning diverged); see :func:`evaluate`."""
     key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
     tasks = sample_tasks(key, test_images, config.eval_tasks, config.ways, config.shots,
                          config.eval_queries)
-    return task_accuracies(params, tasks, config.ways, config.inner_lr,
-                           config.eval_inner_steps, config.queries, conv)
+    apply_fn, loss_fn = classifier(conv)
+    metric = _FiniteAccuracy(GroupedAccuracy(apply_fn, config.ways, config.queries))
+    curves = finetune_curves(params, loss_fn, tasks.support, tasks.query, config.inner_lr,
+                             config.eval_inner_steps, metric_fn=metric, task_chunk=EVAL_CHUNK)
+    diverged = ~np.isfinite(curves)
+    if diverged.any(axis=1).sum() > max_diverged_fraction * len(curves):
+        step = int(np.argmax(diverged.any(axis=0)))
+        raise TrainingDiverged(step, float("nan"),
+            f"fine-tuning diverged at meta-test on {int(diverged.any(axis=1).sum())} of "
+            f"{len(curves)} tasks, the weights becoming non-finite at step {step}; try a "
+            f"smaller learning rate (inner_lr={config.inner_lr})")
+    return np.where(diverged, 0.0, curves), int(diverged.any(axis=1).sum())
 
 
 class _RunDriver:
     """The ``on_chunk`` of a checkpointed run: it times training, records the losses,
     evaluates every ``eval_every`` steps, checkpoints, and asks to stop when
-    ``max_train_seconds`` have passed. ``state`` is what the checkpoint keeps."""
+    ``max_train_seconds`` have passed or ``stop`` (Ctrl-C) asks. ``state`` is what the
+    checkpoint keeps."""
 
-    def __init__(self, config, state, test_images, checkpoint, conv, log):
+    def __init__(self, config, state, test_images, checkpoint, conv, log, stop=None):
         self.config, self.state, self.test_images = config, state, test_images
-        self.checkpoint, self.conv, self.log = checkpoint, conv, log
+        self.checkpoint, self.conv, self.log, self.stop = checkpoint, conv, log, stop
         self.last_mark = self.last_save = time.perf_counter()
 
     def record_eval(self, step, params):
-        mean, ci = mean_ci95(evaluate(params, self.test_images, self.config, self.conv)[:, -1])
+        accuracies, diverged = _evaluate(params, self.test_images, self.config, self.conv)
+        mean, ci = mean_ci95(accuracies[:, -1])
         entry = {"step": step, "train_seconds": round(self.state["train_seconds"], 2),
                  "accuracy": float(mean), "ci95": float(ci)}
+        if diverged:
+            entry["diverged_tasks"] = diverged
         self.state["evals"].append(entry)
         if self.log:
             self.log(json.dumps(entry))
@@ -149,26 +187,45 @@ class _RunDriver:
         config, now = self.config, time.perf_counter()
         self.state["train_seconds"] += now - self.last_mark
         self.state["losses"].extend(float(v) for v in losses)
-        if config.eval_every and step % config.eval_every == 0 and step < config.meta_steps:
+        interrupted = self.stop is not None and self.stop.requested
+        if (config.eval_every and step % config.eval_every == 0 and step < config.meta_steps
+                and not interrupted):
             self.record_eval(step, params)
         time_up = 0 < config.max_train_seconds <= self.state["train_seconds"]
         if (now - self.last_save >= config.checkpoint_seconds or step == config.meta_steps
-                or time_up):
+                or time_up or interrupted):
             self.save(step, params, opt_state)
         self.last_mark = time.perf_counter()
-        return time_up and step < config.meta_steps
+        return (time_up or interrupted) and step < config.meta_steps
 
 
-def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = None,
+def data_record(data: Omniglot, source: Any = None) -> dict[str, Any]:
+    """What a checkpoint and metrics.json record of the data: its content's sha256, its
+    number of characters and (when known) where it was read from."""
+    record = {"sha256": content_sha256(data), "characters": len(data.ids)}
+    if source is not None:
+        record["source"] = str(source)
+    return record
+
+
+def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
           progress: bool = True, conv: Callable | None = None,
-          log: Callable[[str], None] | None = None) -> tuple[PyTree, dict[str, Any]]:
+          log: Callable[[str], None] | None = None,
+          memory_limit_gb: float | None = None) -> tuple[PyTree, dict[str, Any]]:
     """Meta-train the conv net with MAML on ``data``'s training characters.
 
     With ``out_dir``, a checkpoint (``checkpoint.npz``) is written every
     ``config.checkpoint_seconds`` and at the end, and a run found there is resumed
-    exactly (same tasks, same Adam state). With ``config.eval_every``, the test
+    exactly (same tasks, same Adam state) — only if it was written with the same
+    config (but for :data:`.checkpoint.RESUMABLE_CHANGES`) and the same data, else
+    ValueError. The folder is locked while training (:class:`minimaml.runs.RunFolder`),
+    and Ctrl-C stops at the end of the chunk, writes a checkpoint and raises
+    :class:`minimaml.runs.Interrupted` naming it. With ``config.eval_every``, the test
     accuracy is measured every so many steps (fixed test tasks) and logged with the
     training wall time so far.
+
+    Before the work, the data must fit the config (:func:`check_data`) and the largest
+    arrays ``memory_limit_gb`` (default: the device's memory; :func:`estimate_memory`).
 
     With ``config.max_train_seconds`` training stops at the first chunk boundary past
     that much training time (a checkpoint is written, the run can be resumed).
@@ -177,28 +234,35 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     ``train_seconds`` (training only, compile included, evaluation excluded) and
     ``evals`` (list of {step, train_seconds, accuracy, ci95}).
     """
+    check_data(config, data)
+    check_memory(estimate_memory(config, len(data.ids)), memory_limit_gb)
+    with contextlib.ExitStack() as stack:
+        checkpoint = stop = None
+        if out_dir is not None:
+            folder = stack.enter_context(RunFolder(out_dir))
+            stop = stack.enter_context(StopOnInterrupt(log))
+            checkpoint = folder.path / "checkpoint.npz"
+        return _train(config, data, checkpoint, stop, progress, conv, log)
+
+
+def _train(config, data, checkpoint, stop, progress, conv, log):
     train_images, test_images = split_images(data, config)
     _, loss_fn = classifier(conv)
     params = init_params(config)
     opt_state = default_opt_state(params)
     state = {"train_seconds": 0.0, "losses": [], "evals": [],
-             "config": dataclasses.asdict(config)}
+             "config": dataclasses.asdict(config), "data": data_record(data)}
     start_step = 0
-    checkpoint = pathlib.Path(out_dir) / "checkpoint.npz" if out_dir is not None else None
     if checkpoint is not None and checkpoint.exists():
-        start_step, params, opt_state, state = load_checkpoint(checkpoint, params, opt_state)
-        changed = [f for f in _RUN_FIELDS if state["config"].get(f) != getattr(config, f)]
-        if changed:
-            raise ValueError(f"{checkpoint} was written with another config "
-                             f"({', '.join(changed)} differ); use another --out or the same "
-                             f"settings")
-        state["config"] = dataclasses.asdict(config)
+        start_step, params, opt_state, saved = load_checkpoint(checkpoint, params, opt_state)
+        warning = check_same_run(checkpoint, saved, state["config"], state["data"])
+        if warning and log:
+            log(f"warning: {warning}")
+        state = {**saved, "config": state["config"], "data": state["data"]}
         if log:
             log(f"resuming from {checkpoint} at step {start_step}")
-    if checkpoint is not None:
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
-    driver = _RunDriver(config, state, test_images, checkpoint, conv, log)
+    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop)
     steps_done = start_step
     if start_step < config.meta_steps:
         sampler = task_sampler(train_images, config.meta_batch, config.ways, config.shots,
@@ -214,6 +278,10 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
                 start_step=start_step, steps_per_call=config.steps_per_call,
                 on_chunk=chain(driver, bar))
         steps_done = start_step + len(losses)
+        if stop is not None and stop.requested and steps_done < config.meta_steps:
+            raise Interrupted(f"stopped at step {steps_done} of {config.meta_steps}; "
+                              f"checkpoint saved in {checkpoint} (run the same command "
+                              f"again to resume)")
         if steps_done < config.meta_steps and log:
             log(f"stopped after {state['train_seconds']:.0f} s of training at step "
                 f"{steps_done} (max_train_seconds={config.max_train_seconds})")
@@ -224,25 +292,34 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     return params, state
 
 
-def run(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = None,
+OUTPUTS = ("metrics.json", "learning_curve.png")
+
+
+def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
         progress: bool = True, conv: Callable | None = None,
-        log: Callable[[str], None] | None = None) -> tuple[PyTree, dict[str, Any], dict]:
-    """Train, meta-test and (with ``out_dir``) write metrics.json and learning_curve.png."""
+        log: Callable[[str], None] | None = None, memory_limit_gb: float | None = None,
+        data_source: Any = None) -> tuple[PyTree, dict[str, Any], dict]:
+    """Train, meta-test and (with ``out_dir``) write metrics.json and learning_curve.png,
+    the two together (see :func:`train` for the checks, the lock and Ctrl-C).
+    ``data_source`` (where ``data`` was read from) is recorded in metrics.json."""
     from .plots import plot
-    params, history = train(config, data, out_dir, progress, conv, log)
-    final = history["evals"][-1]
-    metrics = {
-        "test_accuracy": {"mean": final["accuracy"], "ci95": final["ci95"],
-                          "tasks": config.eval_tasks, "steps": config.eval_inner_steps},
-        "config": dataclasses.asdict(config),
-        "train_seconds": history["train_seconds"],
-        "meta_steps": history["steps"],
-        "evals": history["evals"],
-        "versions": versions(),
-    }
-    if out_dir is not None:
-        out = pathlib.Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        plot(history, config, out / "learning_curve.png")
+    with contextlib.ExitStack() as stack:
+        folder = None if out_dir is None else stack.enter_context(RunFolder(out_dir, OUTPUTS))
+        params, history = train(config, data, out_dir, progress, conv, log, memory_limit_gb)
+        final = history["evals"][-1]
+        metrics = {
+            "test_accuracy": {"mean": final["accuracy"], "ci95": final["ci95"],
+                              "tasks": config.eval_tasks, "steps": config.eval_inner_steps},
+            "config": dataclasses.asdict(config),
+            "data": {**history["data"],
+                     **({} if data_source is None else {"source": str(data_source)})},
+            "train_seconds": history["train_seconds"],
+            "meta_steps": history["steps"],
+            "evals": history["evals"],
+            "versions": versions(),
+        }
+        if folder is not None:
+            folder.stage("metrics.json").write_text(json.dumps(metrics, indent=1))
+            plot(history, config, folder.stage("learning_curve.png"))
+            folder.commit()
     return params, metrics, history

@@ -32,6 +32,8 @@ once there are several processes), and every process ends with the same params.
 import dataclasses
 import os
 import socket
+import sys
+import threading
 import time
 from functools import partial
 from typing import Sequence
@@ -42,7 +44,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from .checks import check_int, check_number
+from .checks import ArgumentError, check_int, check_number
 from .types import Batch, PyTree, SampleTasks
 
 TASK_AXIS = "tasks"
@@ -134,6 +136,16 @@ def task_sharding(devices: Devices) -> NamedSharding | None:
     return NamedSharding(mesh, PartitionSpec(TASK_AXIS)) if mesh.size > 1 else None
 
 
+def device_record(devices: Devices = None) -> dict:
+    """Where a run splits its tasks, for ``metrics.json``: the number of devices, the
+    processes, this process's number, the platform and the kind of device."""
+    sharding = task_sharding(devices)
+    used = list(sharding.mesh.devices.flat) if sharding is not None else jax.devices()[:1]
+    return {"devices": len(used), "processes": jax.process_count(),
+            "process_id": jax.process_index(), "platform": used[0].platform,
+            "device_kind": used[0].device_kind}
+
+
 def shard_tasks(batch: Batch, sharding: NamedSharding) -> Batch:
     """Inside jit: lay every array of ``batch`` out along its leading (task) axis."""
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), batch)
@@ -196,8 +208,20 @@ ENVIRONMENT = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 """Where :func:`initialize_distributed` looks for what its arguments leave out."""
 
 
+class NotGiven(ValueError):
+    """``missing`` (names of :func:`initialize_distributed`'s arguments) were not given and
+    could not be found in the environment either."""
+
+    def __init__(self, missing: list[str]):
+        self.missing = missing
+        named = " and ".join([", ".join(missing[:-1]), missing[-1]] if missing[:-1] else missing)
+        super().__init__(f"{named} not given: give coordinator, processes and process_id, "
+                         f"or set ${', $'.join(ENVIRONMENT)}")
+
+
 def initialize_distributed(coordinator: str | None = None, processes: int | None = None,
-                           process_id: int | None = None, timeout: float = 60.0) -> None:
+                           process_id: int | None = None, timeout: float = 60.0,
+                           exit_message: str | None = None) -> None:
     """Join a multi-process run (``jax.distributed.initialize``), failing within ``timeout``.
 
     Call it before any other JAX computation, in every process. What the arguments
@@ -209,12 +233,16 @@ def initialize_distributed(coordinator: str | None = None, processes: int | None
       processes: how many processes take part.
       process_id: this process's number, 0..processes-1.
       timeout: seconds to wait for the coordinator (and for the others to join).
+      exit_message: for command lines: a process whose others have not all joined
+        ``timeout`` s into ``jax.distributed.initialize`` prints this line on stderr
+        and exits with status 2, instead of JAX aborting it with a stack trace.
 
     Raises:
       ValueError: a bad argument, or the coordinator not reachable within ``timeout``
         (checked with a plain TCP connection first, since JAX itself aborts the process
         with a stack trace then). Once it is reachable, a process that never joins
-        makes JAX abort every process after ``timeout`` (JAX's own message).
+        makes JAX abort every process after ``timeout`` (JAX's own message; see
+        ``exit_message``). :class:`NotGiven` when nothing says where to meet.
     """
     coordinator = coordinator or os.environ.get(ENVIRONMENT[0]) or None
     processes = _from_environment(processes, "processes", ENVIRONMENT[1], 1)
@@ -222,8 +250,8 @@ def initialize_distributed(coordinator: str | None = None, processes: int | None
     timeout = check_number(timeout, "timeout", 1)
     if None not in (coordinator, processes, process_id):
         if process_id >= processes:
-            raise ValueError(f"process_id must be in 0..{processes - 1} (processes="
-                             f"{processes}); got {process_id}")
+            raise ArgumentError("process_id", f"in 0..{processes - 1} (processes="
+                                f"{processes})", process_id)
         host, port = _split_address(coordinator)
         if process_id == 0:
             _check_can_serve(host, port, coordinator, timeout)
@@ -231,15 +259,27 @@ def initialize_distributed(coordinator: str | None = None, processes: int | None
             _wait_for_coordinator(host, port, coordinator, timeout)
     missing = [name for name, value in (("coordinator", coordinator), ("processes", processes),
                                         ("process_id", process_id)) if value is None]
+    watchdog = None
+    if exit_message is not None:     # JAX's own limit comes later: this one speaks first
+        watchdog = threading.Timer(timeout, _exit, (exit_message,))
+        watchdog.daemon = True
+        watchdog.start()
     try:
         jax.distributed.initialize(coordinator, processes, process_id,
-                                   initialization_timeout=max(1, round(timeout)))
+                                   initialization_timeout=max(1, round(timeout))
+                                   + (10 if watchdog else 0))
     except ValueError:    # nor could JAX's cluster detection tell what was left out
         if not missing:
             raise
-        named = " and ".join([", ".join(missing[:-1]), missing[-1]] if missing[:-1] else missing)
-        raise ValueError(f"{named} not given: give coordinator, processes "
-                         f"and process_id, or set ${', $'.join(ENVIRONMENT)}") from None
+        raise NotGiven(missing) from None
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+def _exit(message):
+    print(message, file=sys.stderr, flush=True)
+    os._exit(2)
 
 
 def _from_environment(value, name, variable, low):
@@ -256,8 +296,7 @@ def _from_environment(value, name, variable, low):
 def _split_address(address):
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"coordinator must be host:port (e.g. 127.0.0.1:1234); got "
-                         f"{address!r}")
+        raise ArgumentError("coordinator", "host:port (e.g. 127.0.0.1:1234)", address)
     return host.strip("[]"), int(port)
 
 

@@ -180,9 +180,9 @@ def use_devices(args: argparse.Namespace, meta_batch: int) -> int | None:
     call: XLA host devices on a CPU, then ``jax.distributed`` with ``--distributed``.
 
     Every value is checked first (one error naming the flag): ``--devices`` from 1 to the
-    devices there are (on a CPU, one per core), a multiple of the processes; a
-    ``--meta-batch`` each process can draw an equal share of; a coordinator that answers
-    within ``--coordinator-timeout``. Returns the ``devices=`` argument of the library
+    devices there are (on a CPU, one host device per core, or ``$JAX_NUM_CPU_DEVICES``
+    where set), a multiple of the processes; a ``--meta-batch`` each process can draw an
+    equal share of; a coordinator that answers within ``--coordinator-timeout``. Returns the ``devices=`` argument of the library
     (None: no split in a single process, every device of every process with several).
     """
     from . import devices as device_setup
@@ -204,7 +204,8 @@ def use_devices(args: argparse.Namespace, meta_batch: int) -> int | None:
         if count is not None and count % processes:
             raise ArgumentError("devices", f"a multiple of the processes ({processes}): each "
                                 f"process gives the same number of devices", count)
-    if count is not None:
+    host_devices = os.environ.get("JAX_NUM_CPU_DEVICES")    # the user's own choice
+    if count is not None and not host_devices:
         device_setup.use_cpu_devices(min(count // processes, _cpu_cores()))
     if args.distributed:
         try:
@@ -223,9 +224,11 @@ def use_devices(args: argparse.Namespace, meta_batch: int) -> int | None:
             raise ValueError(f"--distributed: {err}") from None
     available = len(jax.devices())
     if count is not None and count > available:
-        where = (f"this machine's {_cpu_cores()} CPU cores, one host device each"
-                 if jax.default_backend() == "cpu" and jax.process_count() == 1
-                 else f"the {jax.default_backend()} devices of all processes")
+        where = f"the {jax.default_backend()} devices JAX started with"
+        if jax.default_backend() == "cpu" and host_devices:
+            where = f"$JAX_NUM_CPU_DEVICES={host_devices} host devices"
+        elif jax.default_backend() == "cpu" and available == _cpu_cores():
+            where = f"this machine's {available} CPU cores, one host device each"
         raise ArgumentError("devices", f"an integer in 1..{available} ({where})", count)
     return count
 

@@ -421,8 +421,9 @@ for label, steps in (("two full chunks", 2 * per_call), ("one and a half", 3 * p
 #
 # This kernel has one device. To see eight, we ask XLA for eight *host devices* — eight
 # simulated devices sharing this CPU — and that must be set before JAX starts, so the
-# next cell runs the same meta-step as section 3 in a fresh Python process with
-# `JAX_NUM_CPU_DEVICES=8`, and prints what it finds.
+# next cell computes section 3's meta-gradient (`jax.grad(maml.maml_objective)`, the
+# tasks sampled inside the jitted function as `optimize` does) in a fresh Python process
+# with `JAX_NUM_CPU_DEVICES=8`, and prints what it finds.
 
 # %%
 import json

@@ -410,3 +410,13 @@ def test_default_config_is_the_papers():
     twenty = og.paper_config(20, 5)
     assert (twenty.ways, twenty.shots, twenty.inner_steps, twenty.inner_lr,
             twenty.eval_inner_steps, twenty.meta_batch) == (20, 5, 5, 0.1, 5, 16)
+
+
+def test_a_named_cache_needs_no_pooch(monkeypatch, tmp_path):
+    """With $MINIMAML_CACHE set, finding the cache imports nothing from the omniglot extra
+    (the GPU machine has no pooch: local data and a named cache must be enough)."""
+    import sys
+    from minimaml.omniglot import data
+    monkeypatch.setenv("MINIMAML_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pooch", None)     # any `import pooch` now fails
+    assert data.default_cache_dir() == tmp_path

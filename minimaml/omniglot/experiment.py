@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..checks import ArgumentError, check_int, check_number, check_positive
+from ..devices import Devices, device_record, process_share
 from ..evaluate import finetune_curves, mean_ci95
 from ..nets import conv_init
 from ..progress import ProgressBar, chain
@@ -123,7 +124,8 @@ class _FiniteAccuracy:
 
 
 def evaluate(params: PyTree, test_images: jax.Array, config: Config,
-             conv: Callable | None = None, max_diverged_fraction: float = 0.1) -> np.ndarray:
+             conv: Callable | None = None, max_diverged_fraction: float = 0.1,
+             devices: Devices = None) -> np.ndarray:
     """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α.
 
     Returns per-task accuracy after 0..eval_inner_steps steps, (T, steps+1) numpy.
@@ -132,12 +134,12 @@ def evaluate(params: PyTree, test_images: jax.Array, config: Config,
 
     A task whose fine-tuned weights become non-finite counts as wrong (accuracy 0 from
     that step on); if more than ``max_diverged_fraction`` of the tasks do, this raises
-    TrainingDiverged.
+    TrainingDiverged. ``devices`` splits the tasks across devices.
     """
-    return _evaluate(params, test_images, config, conv, max_diverged_fraction)[0]
+    return _evaluate(params, test_images, config, conv, max_diverged_fraction, devices)[0]
 
 
-def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1):
+def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1, devices=None):
     """(accuracies, the number of tasks whose fine-tuning diverged); see :func:`evaluate`."""
     key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
     tasks = sample_tasks(key, test_images, config.eval_tasks, config.ways, config.shots,
@@ -146,7 +148,7 @@ def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1):
     metric = _FiniteAccuracy(GroupedAccuracy(apply_fn, config.ways, config.queries))
     curves = finetune_curves(params, loss_fn, tasks.support, tasks.query, config.inner_lr,
                              config.eval_inner_steps, metric_fn=metric,
-                             task_chunk=eval_chunk(config))
+                             task_chunk=eval_chunk(config), devices=devices)
     diverged = ~np.isfinite(curves)
     if diverged.any(axis=1).sum() > max_diverged_fraction * len(curves):
         step = int(np.argmax(diverged.any(axis=0)))
@@ -163,13 +165,15 @@ class _RunDriver:
     ``max_train_seconds`` have passed or ``stop`` (Ctrl-C) asks. ``state`` is what the
     checkpoint keeps."""
 
-    def __init__(self, config, state, test_images, checkpoint, conv, log, stop=None):
+    def __init__(self, config, state, test_images, checkpoint, conv, log, stop, devices):
         self.config, self.state, self.test_images = config, state, test_images
         self.checkpoint, self.conv, self.log, self.stop = checkpoint, conv, log, stop
+        self.devices = devices
         self.last_mark = self.last_save = time.perf_counter()
 
     def record_eval(self, step, params):
-        accuracies, diverged = _evaluate(params, self.test_images, self.config, self.conv)
+        accuracies, diverged = _evaluate(params, self.test_images, self.config, self.conv,
+                                         devices=self.devices)
         mean, ci = mean_ci95(accuracies[:, -1])
         entry = {"step": step, "train_seconds": round(self.state["train_seconds"], 2),
                  "accuracy": float(mean), "ci95": float(ci)}
@@ -212,7 +216,8 @@ def data_record(data: Omniglot, source: Any = None) -> dict[str, Any]:
 def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
           progress: bool = True, conv: Callable | None = None,
           log: Callable[[str], None] | None = None,
-          memory_limit_gb: float | None = None) -> tuple[PyTree, dict[str, Any]]:
+          memory_limit_gb: float | None = None,
+          devices: Devices = None) -> tuple[PyTree, dict[str, Any]]:
     """Meta-train the conv net with MAML on ``data``'s training characters.
 
     With ``out_dir``, a checkpoint (``checkpoint.npz``) is written every
@@ -227,6 +232,9 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
 
     Before the work, the data must fit the config (:func:`check_data`) and the largest
     arrays ``memory_limit_gb`` (default: the device's memory; :func:`estimate_memory`).
+
+    ``devices`` splits the tasks of training and the meta-test across devices
+    (:func:`minimaml.train.optimize`); with several processes, each draws its share.
 
     With ``config.max_train_seconds`` training stops at the first chunk boundary past
     that much training time (a checkpoint is written, the run can be resumed).
@@ -243,10 +251,10 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
             folder = stack.enter_context(RunFolder(out_dir))
             stop = stack.enter_context(StopOnInterrupt(log))
             checkpoint = folder.path / "checkpoint.npz"
-        return _train(config, data, checkpoint, stop, progress, conv, log)
+        return _train(config, data, checkpoint, stop, progress, conv, log, devices)
 
 
-def _train(config, data, checkpoint, stop, progress, conv, log):
+def _train(config, data, checkpoint, stop, progress, conv, log, devices=None):
     train_images, test_images = split_images(data, config)
     _, loss_fn = classifier(conv)
     params = init_params(config)
@@ -263,11 +271,11 @@ def _train(config, data, checkpoint, stop, progress, conv, log):
         if log:
             log(f"resuming from {checkpoint} at step {start_step}")
 
-    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop)
+    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop, devices)
     steps_done = start_step
     if start_step < config.meta_steps:
-        sampler = task_sampler(train_images, config.meta_batch, config.ways, config.shots,
-                               config.queries)
+        sampler = task_sampler(train_images, process_share(config.meta_batch), config.ways,
+                               config.shots, config.queries)
         with ProgressBar(config.meta_steps, f"MAML {config.ways}-way {config.shots}-shot",
                          initial=start_step, scale=config.meta_batch, unit="task",
                          enabled=progress) as bar:
@@ -277,7 +285,7 @@ def _train(config, data, checkpoint, stop, progress, conv, log):
                 inner_steps=config.inner_steps, first_order=config.first_order,
                 meta_lr=config.meta_lr, remat=config.remat, opt_state=opt_state,
                 start_step=start_step, steps_per_call=config.steps_per_call,
-                on_chunk=chain(driver, bar))
+                on_chunk=chain(driver, bar), devices=devices)
         steps_done = start_step + len(losses)
         if stop is not None and stop.requested and steps_done < config.meta_steps:
             raise Interrupted(f"stopped at step {steps_done} of {config.meta_steps}; "
@@ -299,14 +307,16 @@ OUTPUTS = ("metrics.json", "learning_curve.png")
 def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
         progress: bool = True, conv: Callable | None = None,
         log: Callable[[str], None] | None = None, memory_limit_gb: float | None = None,
-        data_source: Any = None) -> tuple[PyTree, dict[str, Any], dict]:
+        data_source: Any = None, devices: Devices = None) -> tuple[PyTree, dict[str, Any], dict]:
     """Train, meta-test and (with ``out_dir``) write metrics.json and learning_curve.png,
     the two together (see :func:`train` for the checks, the lock and Ctrl-C).
-    ``data_source`` (where ``data`` was read from) is recorded in metrics.json."""
+    ``data_source`` (where ``data`` was read from) and where the tasks were split
+    (``devices``) are recorded in metrics.json."""
     from .plots import plot
     with contextlib.ExitStack() as stack:
         folder = None if out_dir is None else stack.enter_context(RunFolder(out_dir, OUTPUTS))
-        params, history = train(config, data, out_dir, progress, conv, log, memory_limit_gb)
+        params, history = train(config, data, out_dir, progress, conv, log, memory_limit_gb,
+                                devices)
         final = history["evals"][-1]
         metrics = {
             "test_accuracy": {"mean": final["accuracy"], "ci95": final["ci95"],
@@ -317,6 +327,7 @@ def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None
             "train_seconds": history["train_seconds"],
             "meta_steps": history["steps"],
             "evals": history["evals"],
+            "devices": device_record(devices),
             "versions": versions(),
         }
         if folder is not None:

@@ -3,13 +3,17 @@
 Parameters are plain pytrees (lists of dicts of arrays), so ``jax.grad``,
 ``jax.vmap`` and ``optax`` work on them directly. Nothing here knows about MAML.
 """
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 
 from .checks import check_int
+from .types import ArrayLike, PyTree
 
 
-def mlp_init(key, sizes=(1, 40, 40, 1), weight_std=0.01):
+def mlp_init(key: jax.Array, sizes: tuple[int, ...] = (1, 40, 40, 1),
+             weight_std: float = 0.01) -> PyTree:
     """An MLP's parameters: a list of ``{"w": (n_in, n_out), "b": (n_out,)}`` dicts.
 
     Weights are truncated-normal (cut at two standard deviations) with standard
@@ -30,7 +34,7 @@ def mlp_init(key, sizes=(1, 40, 40, 1), weight_std=0.01):
     ]
 
 
-def mlp_apply(params, x):
+def mlp_apply(params: PyTree, x: ArrayLike) -> jax.Array:
     """Forward pass with ReLU between layers and a linear output.
 
     x: (..., n_in) -> (..., n_out), e.g. (K, 1) -> (K, 1) for the sinusoid net.
@@ -45,7 +49,7 @@ def mlp_apply(params, x):
 # The paper's few-shot classifier (Omniglot): 4 x [3x3 conv, 64 filters, stride 2,
 # BatchNorm, ReLU], a spatial mean, then a linear layer. Images are NHWC.
 
-def conv2d_native(x, w, stride=2):
+def conv2d_native(x: ArrayLike, w: ArrayLike, stride: int = 2) -> jax.Array:
     """3x3 "SAME" convolution with ``lax.conv_general_dilated`` (the GPU formulation).
 
     x: (B, H, W, C_in), w: (3, 3, C_in, C_out) -> (B, ceil(H/stride), ceil(W/stride), C_out).
@@ -55,7 +59,7 @@ def conv2d_native(x, w, stride=2):
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def conv2d_im2col(x, w, stride=2):
+def conv2d_im2col(x: ArrayLike, w: ArrayLike, stride: int = 2) -> jax.Array:
     """The same convolution as :func:`conv2d_native`, as nine strided slices and one matmul.
 
     Why: under ``jax.vmap`` over tasks (per-task weights) a native convolution becomes
@@ -78,7 +82,8 @@ def conv2d_im2col(x, w, stride=2):
     return patches @ w.reshape(kh * kw * c_in, c_out)
 
 
-def batch_norm(x, scale, offset, eps=1e-5):
+def batch_norm(x: ArrayLike, scale: ArrayLike, offset: ArrayLike,
+               eps: float = 1e-5) -> jax.Array:
     """BatchNorm with the current batch's statistics (no running averages), as in MAML.
 
     Mean and variance are taken over every axis but the last (channels), so each
@@ -91,7 +96,8 @@ def batch_norm(x, scale, offset, eps=1e-5):
     return (x - mean) * jax.lax.rsqrt(var + eps) * scale + offset
 
 
-def conv_init(key, num_classes=5, in_channels=1, filters=64, blocks=4):
+def conv_init(key: jax.Array, num_classes: int = 5, in_channels: int = 1, filters: int = 64,
+              blocks: int = 4) -> PyTree:
     """The paper's conv net: ``blocks`` conv blocks then a linear layer.
 
     Returns a list: ``blocks`` dicts ``{"w": (3, 3, C_in, filters), "scale": (filters,),
@@ -115,7 +121,8 @@ def conv_init(key, num_classes=5, in_channels=1, filters=64, blocks=4):
     return params
 
 
-def conv_apply(params, x, conv=None):
+def conv_apply(params: PyTree, x: ArrayLike,
+               conv: Callable[[ArrayLike, ArrayLike], jax.Array] | None = None) -> jax.Array:
     """Logits of the conv net. x: (B, H, W, C_in) -> (B, num_classes).
 
     Each block: 3x3 conv with stride 2 ("SAME"), BatchNorm over this batch, ReLU;

@@ -60,13 +60,14 @@ class Omniglot(NamedTuple):
     alphabets: np.ndarray
 
 
-def default_cache_dir():
+def default_cache_dir() -> pathlib.Path:
     """``$MINIMAML_CACHE`` if set, else the OS user cache dir (e.g. ~/.cache/minimaml)."""
     import pooch
     return pathlib.Path(os.environ.get("MINIMAML_CACHE") or pooch.os_cache("minimaml"))
 
 
-def sha256_of(path):
+def sha256_of(path: os.PathLike) -> str:
+    """The file's sha256 as a hex string."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -74,7 +75,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def verify(path):
+def verify(path: os.PathLike) -> str:
     """Return the file's sha256; raise ValueError if its name is an official file's and
     the hash is not that file's (corrupt, truncated or not the official file)."""
     path = pathlib.Path(path)
@@ -126,7 +127,7 @@ def data_dir() -> pathlib.Path | None:
     return pathlib.Path(value) if value else None
 
 
-def resize(background):
+def resize(background: np.ndarray) -> np.ndarray:
     """A 105x105 drawing (bool or 0/255, True/255 = white background) -> (28, 28) float32
     with ink = 1.0, via PIL's Lanczos filter (as the official MAML preprocessing)."""
     from PIL import Image
@@ -281,7 +282,8 @@ def _load_cache(path, key):
         return None
 
 
-def load(source=None, cache_dir=None, progress=True):
+def load(source: os.PathLike | str | list | None = None, cache_dir: os.PathLike | None = None,
+         progress: bool = True) -> Omniglot:
     """The Omniglot characters as 28x28 arrays (see :class:`Omniglot`).
 
     Args:

@@ -19,7 +19,7 @@ from ..progress import ProgressBar
 from ..runs import versions
 from ..train import TrainingDiverged, meta_train, pretrain
 from ..types import PyTree
-from .tasks import init_params, sample_tasks, sine_loss, task_sampler
+from .tasks import SineTasks, init_params, sample_tasks, sine_loss, task_sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +95,7 @@ def train(config: Config, progress: bool = True) -> tuple[PyTree, PyTree, dict[s
     return maml_params, pre_params, history
 
 
-def evaluation_tasks(config: Config, shots: int):
+def evaluation_tasks(config: Config, shots: int) -> SineTasks:
     """The fixed, fresh meta-test tasks for K = ``shots`` (seeded apart from training)."""
     key = jax.random.fold_in(jax.random.key(config.seed), 10_000 + shots)
     return sample_tasks(key, config.eval_tasks, shots, config.eval_query)

@@ -15,7 +15,8 @@ import numpy as np
 from ..checks import check_int, check_positive
 from ..maml import inner_loop
 from ..nets import mlp_apply
-from ..sinusoid import INPUT_RANGE, load_params, sample_tasks, sine_loss
+from ..sinusoid import INPUT_RANGE, SineTasks, load_params, sample_tasks, sine_loss
+from ..types import PyTree
 
 MAX_SHOTS = 50              # K slider: 1..MAX_SHOTS
 MAX_STEPS = 50              # steps slider: 0..MAX_STEPS
@@ -28,7 +29,7 @@ DIVERGED_MSE = 1e3          # a query MSE above this (or not finite) counts as d
 MSE_CLIP = (1e-4, 1e4)      # range of the plotted MSE curves (log axis)
 
 
-def load_shipped_params():
+def load_shipped_params() -> tuple[PyTree, PyTree]:
     """The sinusoid MAML and pretrained parameters shipped with the package (paper config).
 
     Returns ``(maml_params, pretrained_params)``; see ``minimaml/data/README.md``.
@@ -47,7 +48,7 @@ def _sample_task(seed, index):
     return jax.tree.map(lambda a: a[0], sample_tasks(key, 1, MAX_SHOTS, QUERY_POINTS))
 
 
-def sample_task(seed, index=0):
+def sample_task(seed: int, index: int = 0) -> SineTasks:
     """Task number ``index`` of the playground's sequence for ``seed`` (numpy arrays).
 
     A :class:`minimaml.sinusoid.SineTasks` of ONE task (no task axis): amplitude and
@@ -57,7 +58,7 @@ def sample_task(seed, index=0):
     return jax.tree.map(np.asarray, _sample_task(int(seed), int(index)))
 
 
-def check_params(params, name="params"):
+def check_params(params: PyTree, name: str = "params") -> None:
     """Raise ValueError unless ``params`` is a finite 1-in, 1-out MLP (``nets.mlp_init``)."""
     ok = (isinstance(params, (list, tuple)) and len(params) >= 1
           and all(isinstance(layer, dict) and set(layer) == {"w", "b"} for layer in params))
@@ -105,7 +106,7 @@ def _dispatch(params, task, shots, inner_lr):
                   np.float32(inner_lr))
 
 
-def adapt(params, task, shots, inner_lr):
+def adapt(params: PyTree, task: SineTasks, shots: int, inner_lr: float) -> "Adaptation":
     """Fine-tune ``params`` on the first ``shots`` support points of ``task`` for
     MAX_STEPS SGD steps of size ``inner_lr``; return every step as an :class:`Adaptation`.
 
@@ -130,14 +131,14 @@ class PlotData(NamedTuple):
     diverged_at: object
 
 
-def diverged_at(adaptation):
+def diverged_at(adaptation: "Adaptation") -> int | None:
     """First step whose query MSE is not finite or above DIVERGED_MSE, else None."""
     bad = ~np.isfinite(adaptation.query_mse) | (adaptation.query_mse > DIVERGED_MSE)
     bad |= ~np.all(np.isfinite(adaptation.predictions), axis=1)
     return int(np.argmax(bad)) if bad.any() else None
 
 
-def view(adaptation, steps):
+def view(adaptation: "Adaptation", steps: int) -> "PlotData":
     """The :class:`PlotData` of ``adaptation`` after ``steps`` steps (no JAX involved)."""
     check_int(steps, "steps", 0, MAX_STEPS)
     predictions = np.nan_to_num(adaptation.predictions[steps], nan=Y_CLIP,
@@ -147,6 +148,7 @@ def view(adaptation, steps):
                     float(adaptation.query_mse[steps]), diverged_at(adaptation))
 
 
-def plot_data(params, task, shots, inner_lr, steps):
+def plot_data(params: PyTree, task: SineTasks, shots: int, inner_lr: float,
+              steps: int) -> "PlotData":
     """What the playground plots for ``params`` at these slider settings: a :class:`PlotData`."""
     return view(adapt(params, task, shots, inner_lr), steps)

@@ -526,7 +526,8 @@ def test_unknown_algorithm():
     ("imaml", {"reg": 0.0}, r"reg must be a finite number > 0"),
     ("imaml", {"cg_steps": 0}, r"cg_steps must be an integer >= 1"),
     ("mamlpp", {"first_order_steps": -1}, r"first_order_steps must be an integer >= 0"),
-    ("metasgd", {"heads": 1}, r"unexpected keyword argument 'heads'"),
+    ("metasgd", {"heads": 1}, r"metasgd has no option 'heads'; it takes inner_steps, "
+                              r"first_order"),
 ])
 def test_bad_recipe_options(algorithm, options, message):
     if message is None:

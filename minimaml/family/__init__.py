@@ -16,12 +16,15 @@ imaml      implicit meta-gradient (I + H/λ)⁻¹∇L_query by CG             :f
 ``meta_train(name, params, loss_fn, sampler, key, meta_steps=..., inner_lr=...)``
 trains any of them and returns a :class:`Learned` (θ and how to fine-tune from it).
 """
-from .algorithms import (ALGORITHMS, Learned, Plan, anil, fomaml, imaml, last_layer, maml,
-                         mamlpp, meta_train, metasgd, multi_step_weights, plan, reptile)
+from .algorithms import (ALGORITHMS, OWN_INNER_STEPS, Learned, Plan, anil, check_recipe,
+                         default_inner_steps, fomaml, imaml, last_layer, maml, mamlpp, meta_train, metasgd,
+                         multi_step_weights, parse_option, plan, recipe_options,
+                         reptile)
 from .imaml import ImamlObjective, implicit_adapt
 from .objectives import InnerLoopObjective, LearnedRates, ReptileObjective
 
-__all__ = ["ALGORITHMS", "ImamlObjective", "InnerLoopObjective", "Learned", "LearnedRates",
-           "Plan", "ReptileObjective", "anil", "fomaml", "imaml", "implicit_adapt",
-           "last_layer", "maml", "mamlpp", "meta_train", "metasgd", "multi_step_weights",
-           "plan", "reptile"]
+__all__ = ["ALGORITHMS", "OWN_INNER_STEPS", "ImamlObjective", "InnerLoopObjective", "Learned",
+           "LearnedRates", "Plan", "ReptileObjective", "anil", "check_recipe",
+           "default_inner_steps", "fomaml", "imaml",
+           "implicit_adapt", "last_layer", "maml", "mamlpp", "meta_train", "metasgd",
+           "multi_step_weights", "parse_option", "plan", "recipe_options", "reptile"]

@@ -8,6 +8,7 @@ the result is fine-tuned at meta-test. ``meta_train(name, ...)`` runs any of the
 :func:`minimaml.train.optimize_schedule`.
 """
 import dataclasses
+import inspect
 from typing import Any, Callable
 
 import jax
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..checks import check_adapt, check_choice, check_int, check_number, check_positive
 from ..evaluate import finetune_curves
+from ..maml import Trajectory, _inner_loop
 from ..train import MamlObjective, optimize_schedule
 from ..types import ArrayLike, Batch, LossFn, Mask, Objective, PyTree, SampleTasks
 from .imaml import ImamlObjective
@@ -49,14 +51,26 @@ class Learned:
             return rate[rows]
         return jax.tree.map(fit, self.inner_lr)
 
+    def finetune_kwargs(self, steps: int) -> dict[str, Any]:
+        """``inner_lr``, ``adapt``, ``lr_per_step`` and ``signed_lr`` for
+        :func:`minimaml.evaluate.finetune_curves` with a budget of ``steps``."""
+        adapt = None if self.adapt is None else jax.tree.unflatten(
+            jax.tree.structure(self.params), self.adapt)
+        return dict(inner_lr=self.rates(steps), adapt=adapt, lr_per_step=self.lr_per_step,
+                    signed_lr=self.learned_lr)
+
     def finetune_curves(self, loss_fn: LossFn, support: Batch, query: Batch, steps: int,
                         **kwargs: Any) -> np.ndarray:
         """:func:`minimaml.evaluate.finetune_curves` with this learner's rates and mask."""
-        adapt = None if self.adapt is None else jax.tree.unflatten(
-            jax.tree.structure(self.params), self.adapt)
-        return finetune_curves(self.params, loss_fn, support, query, self.rates(steps), steps,
-                               adapt=adapt, lr_per_step=self.lr_per_step,
-                               signed_lr=self.learned_lr, **kwargs)
+        return finetune_curves(self.params, loss_fn, support, query, steps=steps,
+                               **self.finetune_kwargs(steps), **kwargs)
+
+    def trajectory(self, loss_fn: LossFn, support: Batch, steps: int) -> Trajectory:
+        """The :class:`minimaml.maml.Trajectory` of fine-tuning θ on one task's support
+        set for ``steps`` steps, this learner's way (for plots and widgets)."""
+        check_int(steps, "steps", 0)
+        return _inner_loop(self.params, loss_fn, support, self.rates(steps), steps,
+                           trajectory=True, adapt=self.adapt, lr_per_step=self.lr_per_step)[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,15 +211,66 @@ def imaml(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
                   inner_lr if eval_inner_lr is None else eval_inner_lr)
 
 
+OWN_INNER_STEPS = ("mamlpp", "reptile", "imaml")
+"""The algorithms whose default number of inner steps is their recipe's, not a
+benchmark's (MAML++'s multi-step loss, Reptile's and iMAML's inner solves need several)."""
+
 RECIPES = {"maml": maml, "fomaml": fomaml, "metasgd": metasgd, "anil": anil,
            "mamlpp": mamlpp, "reptile": reptile, "imaml": imaml}
+
+
+def parse_option(text: str) -> tuple[str, int | float | str]:
+    """A command line's ``NAME=VALUE`` as ``(name, value)``, the value an int, a float or
+    else a string (the CLIs' ``--algorithm-option``)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"expected NAME=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value
+
+
+def default_inner_steps(algorithm: str) -> int:
+    """The number of inner steps ``algorithm``'s recipe takes by default."""
+    check_choice(algorithm, "algorithm", ALGORITHMS)
+    return inspect.signature(RECIPES[algorithm]).parameters["inner_steps"].default
+
+
+def recipe_options(algorithm: str, inner_steps: int | None, first_order: bool = False,
+                   extra: Any = ()) -> dict[str, Any]:
+    """A recipe's keyword arguments from a benchmark's settings: ``inner_steps`` (None:
+    the recipe's default), ``first_order`` (for the recipes that take it) and ``extra``
+    ``(name, value)`` pairs. ValueError when ``first_order`` does not apply."""
+    check_choice(algorithm, "algorithm", ALGORITHMS)
+    options = {} if inner_steps is None else {"inner_steps": inner_steps}
+    if first_order:
+        if "first_order" not in inspect.signature(RECIPES[algorithm]).parameters:
+            raise ValueError(f"first_order applies to maml, metasgd and anil, not to "
+                             f"algorithm={algorithm!r}")
+        options["first_order"] = True
+    return {**options, **dict(extra)}
+
+
+def check_recipe(algorithm: str, options: dict[str, Any]) -> None:
+    """ValueError unless ``algorithm`` is known and takes every one of ``options``."""
+    check_choice(algorithm, "algorithm", ALGORITHMS)
+    allowed = [name for name, p in inspect.signature(RECIPES[algorithm]).parameters.items()
+               if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in
+               ("meta_steps", "inner_lr")]
+    for name in options:
+        if name not in allowed:
+            raise ValueError(f"{algorithm} has no option {name!r}; it takes "
+                             f"{', '.join(allowed)}")
 
 
 def plan(algorithm: str, params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
          **options: Any) -> Plan:
     """The :class:`Plan` of ``algorithm`` (one of :data:`ALGORITHMS`); ``options`` are
     that recipe's own keyword arguments (e.g. ``inner_steps``, ``reg``, ``head``)."""
-    check_choice(algorithm, "algorithm", ALGORITHMS)
+    check_recipe(algorithm, options)
     check_int(meta_steps, "meta_steps", 1)
     check_positive(inner_lr, "inner_lr")
     return RECIPES[algorithm](params, loss_fn, meta_steps=meta_steps, inner_lr=inner_lr,

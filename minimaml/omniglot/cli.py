@@ -2,6 +2,7 @@
 import argparse
 import sys
 
+from .. import family
 from ..train import TrainingDiverged
 from .data import load
 from .experiment import Config, paper_config, run
@@ -20,6 +21,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
                    help="local directory, official .zip or .npz (default: download)")
     p.add_argument("--out", default="runs/omniglot", help="output directory")
     p.add_argument("--first-order", action="store_true", help="first-order MAML")
+    p.add_argument("--algorithm", choices=family.ALGORITHMS, default="maml",
+                   help="which member of the MAML family (minimaml.family) meta-learns")
+    p.add_argument("--algorithm-option", type=family.parse_option, action="append", default=[],
+                   metavar="NAME=VALUE", help="a setting of the algorithm's recipe, e.g. "
+                   "reg=2 for imaml (repeatable)")
     p.add_argument("--remat", action="store_true",
                    help="nested jax.checkpoint of the inner steps (less memory for many steps)")
     for flag, kind, what in (("--meta-batch", int, "tasks per meta-step"),
@@ -48,8 +54,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         overrides["checkpoint_seconds"] = 60 * args.checkpoint_minutes
     if args.max_minutes is not None:
         overrides["max_train_seconds"] = 60 * args.max_minutes
+    if args.inner_steps is None and args.algorithm in family.OWN_INNER_STEPS:
+        overrides["inner_steps"] = family.default_inner_steps(args.algorithm)
     config = paper_config(args.ways, args.shots, meta_steps=args.meta_steps,
-                          first_order=args.first_order, remat=args.remat, **overrides)
+                          first_order=args.first_order, remat=args.remat,
+                          algorithm=args.algorithm,
+                          algorithm_options=tuple(args.algorithm_option), **overrides)
     return config, args
 
 

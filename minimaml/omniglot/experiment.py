@@ -9,12 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import family
 from ..checks import check_int, check_number, check_positive
 from ..evaluate import mean_ci95
 from ..nets import conv_init
-from ..progress import ProgressBar, chain
+from ..progress import ChunkTimer, ProgressBar, chain
 from ..runs import versions
-from ..train import default_opt_state, meta_train
+from ..train import default_opt_state, optimize_schedule
 from ..types import PyTree
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DRAWINGS, Omniglot
@@ -50,6 +51,8 @@ class Config:
     steps_per_call: int = 100
     checkpoint_seconds: float = 300.0
     max_train_seconds: float = 0.0   # stop early after this much training (0: no limit)
+    algorithm: str = "maml"      # one of minimaml.family.ALGORITHMS
+    algorithm_options: tuple = ()    # (name, value) pairs for the algorithm's recipe
 
     def __post_init__(self):
         for name in ("shots", "queries", "meta_batch", "meta_steps", "filters", "blocks",
@@ -73,6 +76,12 @@ class Config:
             raise ValueError(f"shots + queries and shots + eval_queries must be at most "
                              f"{DRAWINGS}; got shots={self.shots}, queries={self.queries}, "
                              f"eval_queries={self.eval_queries}")
+        family.check_recipe(self.algorithm, self.options())
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of the algorithm's recipe (:func:`minimaml.family.plan`)."""
+        extra = self.algorithm_options + ((("remat", True),) if self.remat else ())
+        return family.recipe_options(self.algorithm, self.inner_steps, self.first_order, extra)
 
     def validate(self) -> "Config":
         """The checks already ran when the config was made; kept for callers that ask."""
@@ -91,7 +100,8 @@ def paper_config(ways: int = 5, shots: int = 1, **overrides: Any) -> Config:
 
 # Fields whose change makes a checkpoint belong to a different run.
 _RUN_FIELDS = ("ways", "shots", "queries", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
-               "first_order", "filters", "blocks", "train_characters", "split_seed", "seed")
+               "first_order", "filters", "blocks", "train_characters", "split_seed", "seed",
+               "algorithm", "algorithm_options")
 
 
 def split_images(data: Omniglot, config: Config) -> tuple[jax.Array, jax.Array]:
@@ -108,8 +118,10 @@ def init_params(config: Config) -> PyTree:
 
 
 def evaluate(params: PyTree, test_images: jax.Array, config: Config,
-             conv: Callable | None = None) -> np.ndarray:
-    """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α.
+             conv: Callable | None = None, learned: family.Learned | None = None) -> np.ndarray:
+    """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α
+    (with ``learned``: fine-tuned its way — learned rates, ANIL's head only — from
+    ``learned.params``, and ``params`` is not used).
 
     Returns per-task accuracy after 0..eval_inner_steps steps, (T, steps+1) numpy.
     The tasks are the same for every call with the same config (seeded apart from
@@ -118,8 +130,12 @@ def evaluate(params: PyTree, test_images: jax.Array, config: Config,
     key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
     tasks = sample_tasks(key, test_images, config.eval_tasks, config.ways, config.shots,
                          config.eval_queries)
-    return task_accuracies(params, tasks, config.ways, config.inner_lr,
-                           config.eval_inner_steps, config.queries, conv)
+    if learned is None:
+        return task_accuracies(params, tasks, config.ways, config.inner_lr,
+                               config.eval_inner_steps, config.queries, conv)
+    finetune = learned.finetune_kwargs(config.eval_inner_steps)
+    return task_accuracies(learned.params, tasks, config.ways, finetune.pop("inner_lr"),
+                           config.eval_inner_steps, config.queries, conv, **finetune)
 
 
 class _RunDriver:
@@ -127,13 +143,16 @@ class _RunDriver:
     evaluates every ``eval_every`` steps, checkpoints, and asks to stop when
     ``max_train_seconds`` have passed. ``state`` is what the checkpoint keeps."""
 
-    def __init__(self, config, state, test_images, checkpoint, conv, log):
+    def __init__(self, config, state, test_images, checkpoint, conv, log, to_learned):
         self.config, self.state, self.test_images = config, state, test_images
         self.checkpoint, self.conv, self.log = checkpoint, conv, log
+        self.to_learned = to_learned
         self.last_mark = self.last_save = time.perf_counter()
 
     def record_eval(self, step, params):
-        mean, ci = mean_ci95(evaluate(params, self.test_images, self.config, self.conv)[:, -1])
+        learned = self.to_learned(params)
+        mean, ci = mean_ci95(evaluate(None, self.test_images, self.config, self.conv,
+                                      learned)[:, -1])
         entry = {"step": step, "train_seconds": round(self.state["train_seconds"], 2),
                  "accuracy": float(mean), "ci95": float(ci)}
         self.state["evals"].append(entry)
@@ -162,7 +181,8 @@ class _RunDriver:
 def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = None,
           progress: bool = True, conv: Callable | None = None,
           log: Callable[[str], None] | None = None) -> tuple[PyTree, dict[str, Any]]:
-    """Meta-train the conv net with MAML on ``data``'s training characters.
+    """Meta-train the conv net with ``config.algorithm`` (MAML by default, see
+    :mod:`minimaml.family`) on ``data``'s training characters.
 
     With ``out_dir``, a checkpoint (``checkpoint.npz``) is written every
     ``config.checkpoint_seconds`` and at the end, and a run found there is resumed
@@ -174,12 +194,17 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     that much training time (a checkpoint is written, the run can be resumed).
 
     Returns ``(params, history)``: history holds ``steps`` (done), ``losses`` (per step),
-    ``train_seconds`` (training only, compile included, evaluation excluded) and
-    ``evals`` (list of {step, train_seconds, accuracy, ci95}).
+    ``train_seconds`` (training only, compile included, evaluation excluded),
+    ``evals`` (list of {step, train_seconds, accuracy, ci95}), ``ms_per_step`` (median
+    over the chunks of this call after its first) and ``learned`` (the
+    :class:`minimaml.family.Learned`: θ and how it is fine-tuned).
     """
     train_images, test_images = split_images(data, config)
     _, loss_fn = classifier(conv)
-    params = init_params(config)
+    the_plan = family.plan(config.algorithm, init_params(config), loss_fn,
+                           meta_steps=config.meta_steps, inner_lr=config.inner_lr,
+                           **config.options())
+    params = the_plan.init
     opt_state = default_opt_state(params)
     state = {"train_seconds": 0.0, "losses": [], "evals": [],
              "config": dataclasses.asdict(config)}
@@ -187,7 +212,9 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     checkpoint = pathlib.Path(out_dir) / "checkpoint.npz" if out_dir is not None else None
     if checkpoint is not None and checkpoint.exists():
         start_step, params, opt_state, state = load_checkpoint(checkpoint, params, opt_state)
-        changed = [f for f in _RUN_FIELDS if state["config"].get(f) != getattr(config, f)]
+        defaults = Config()
+        changed = [f for f in _RUN_FIELDS if state["config"].get(f, getattr(defaults, f))
+                   != json.loads(json.dumps(getattr(config, f)))]
         if changed:
             raise ValueError(f"{checkpoint} was written with another config "
                              f"({', '.join(changed)} differ); use another --out or the same "
@@ -198,21 +225,22 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
-    driver = _RunDriver(config, state, test_images, checkpoint, conv, log)
+    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, the_plan.learned)
+    timer = ChunkTimer()
     steps_done = start_step
     if start_step < config.meta_steps:
         sampler = task_sampler(train_images, config.meta_batch, config.ways, config.shots,
                                config.queries)
-        with ProgressBar(config.meta_steps, f"MAML {config.ways}-way {config.shots}-shot",
+        name = "MAML" if config.algorithm == "maml" else config.algorithm
+        with ProgressBar(config.meta_steps, f"{name} {config.ways}-way {config.shots}-shot",
                          initial=start_step, scale=config.meta_batch, unit="task",
                          enabled=progress) as bar:
-            params, opt_state, losses = meta_train(
-                params, loss_fn, sampler, jax.random.fold_in(jax.random.key(config.seed), 1),
-                meta_steps=config.meta_steps, inner_lr=config.inner_lr,
-                inner_steps=config.inner_steps, first_order=config.first_order,
-                meta_lr=config.meta_lr, remat=config.remat, opt_state=opt_state,
-                start_step=start_step, steps_per_call=config.steps_per_call,
-                on_chunk=chain(driver, bar))
+            params, opt_state, losses = optimize_schedule(
+                params, the_plan.schedule, sampler,
+                jax.random.fold_in(jax.random.key(config.seed), 1), lr=config.meta_lr,
+                opt_state=opt_state, start_step=start_step,
+                steps_per_call=config.steps_per_call,
+                on_chunk=chain(timer, driver, bar, timer.restart))
         steps_done = start_step + len(losses)
         if steps_done < config.meta_steps and log:
             log(f"stopped after {state['train_seconds']:.0f} s of training at step "
@@ -221,7 +249,8 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     if not state["evals"] or state["evals"][-1]["step"] != steps_done:
         driver.record_eval(steps_done, params)
         driver.save(steps_done, params, opt_state)
-    return params, state
+    learned = the_plan.learned(params)
+    return learned.params, {**state, "ms_per_step": timer.ms_per_step(), "learned": learned}
 
 
 def run(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = None,
@@ -237,6 +266,7 @@ def run(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = Non
         "config": dataclasses.asdict(config),
         "train_seconds": history["train_seconds"],
         "meta_steps": history["steps"],
+        "ms_per_step": history["ms_per_step"],
         "evals": history["evals"],
         "versions": versions(),
     }

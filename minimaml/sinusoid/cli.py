@@ -2,6 +2,7 @@
 import argparse
 import sys
 
+from .. import family
 from ..train import TrainingDiverged
 from .experiment import Config, format_table, run
 
@@ -18,21 +19,33 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     p.add_argument("--support-size", "-K", type=int, default=defaults.support_size,
                    help="K, support points per task during meta-training")
     p.add_argument("--query-size", type=int, default=defaults.query_size)
-    p.add_argument("--inner-steps", type=int, default=defaults.inner_steps)
+    p.add_argument("--inner-steps", type=int, default=None,
+                   help=f"default: {defaults.inner_steps} (the paper's), or the algorithm's own "
+                        f"for {', '.join(family.OWN_INNER_STEPS)}")
     p.add_argument("--inner-lr", type=float, default=defaults.inner_lr, help="α")
     p.add_argument("--meta-lr", type=float, default=defaults.meta_lr, help="β (Adam)")
     p.add_argument("--first-order", action="store_true", help="first-order MAML")
+    p.add_argument("--algorithm", choices=family.ALGORITHMS, default="maml",
+                   help="which member of the MAML family (minimaml.family) meta-learns")
+    p.add_argument("--algorithm-option", type=family.parse_option, action="append", default=[],
+                   metavar="NAME=VALUE", help="a setting of the algorithm's recipe, e.g. "
+                   "reg=5 for imaml (repeatable)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--eval-tasks", type=int, default=defaults.eval_tasks)
     p.add_argument("--eval-steps", type=int, default=defaults.eval_steps)
     p.add_argument("--out", default="runs/sinusoid", help="output directory")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    inner_steps = args.inner_steps
+    if inner_steps is None:
+        inner_steps = (family.default_inner_steps(args.algorithm)
+                       if args.algorithm in family.OWN_INNER_STEPS else defaults.inner_steps)
     config = Config(meta_steps=args.meta_steps, meta_batch=args.meta_batch,
                     support_size=args.support_size, query_size=args.query_size,
-                    inner_steps=args.inner_steps, inner_lr=args.inner_lr,
+                    inner_steps=inner_steps, inner_lr=args.inner_lr,
                     meta_lr=args.meta_lr, first_order=args.first_order, seed=args.seed,
-                    eval_tasks=args.eval_tasks, eval_steps=args.eval_steps)
+                    eval_tasks=args.eval_tasks, eval_steps=args.eval_steps,
+                    algorithm=args.algorithm, algorithm_options=tuple(args.algorithm_option))
     return config, args
 
 

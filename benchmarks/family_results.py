@@ -1,0 +1,227 @@
+"""The MAML family on both benchmarks: one table each, written into BENCHMARKS.md.
+
+Every variant is trained by the command line (``--algorithm``) with the same seed, the
+same meta-batch and Adam(1e-3), and meta-tested with its benchmark's protocol:
+
+- sinusoid: the paper's config, 70,000 meta-steps, K = 10 in training; query MSE after
+  1, 5 and 10 fine-tuning steps at K = 5 and K = 10 on 600 fixed fresh tasks;
+- Omniglot 5-way 1-shot: the same CPU budget for each (``--max-minutes``, training time
+  counting compilation, not evaluation); test accuracy after 3 steps on 600 tasks.
+
+Each run goes to ``runs/family/<benchmark>/<algorithm>/``; a run whose ``metrics.json``
+is there is not run again (delete the folder to redo it). Then the section
+``family_<benchmark>`` of BENCHMARKS.md is written, and ``minimaml/data/family_<benchmark>.json``
+(the table's numbers, for chapter 8), and for the sinusoid the trained θ (and learned
+rates) of every variant into ``minimaml/data/family_sinusoid.npz`` (the chapter's widget).
+
+    nice -n 5 python benchmarks/family_results.py sinusoid
+    nice -n 5 python benchmarks/family_results.py omniglot --minutes 8
+"""
+import argparse
+import json
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.report import machine_description, write_section  # noqa: E402
+from minimaml import npz  # noqa: E402
+from minimaml.family import ALGORITHMS  # noqa: E402
+
+# Per-variant settings: the paper's where it gives them for this benchmark, else ours
+# (untuned beyond a few short runs), stated in the table.
+SINUSOID = {
+    "maml": [], "fomaml": [], "metasgd": [], "anil": [],
+    "mamlpp": ["--inner-steps", "5", "--inner-lr", "0.005"],
+    "reptile": ["--inner-steps", "5", "--inner-lr", "0.02",
+                "--algorithm-option", "eval_inner_lr=0.01"],
+    "imaml": ["--inner-steps", "40", "--inner-lr", "0.002", "--algorithm-option", "reg=5",
+              "--algorithm-option", "eval_inner_lr=0.01"],
+}
+OMNIGLOT = {
+    "maml": [], "fomaml": [], "metasgd": [], "anil": [],
+    "mamlpp": ["--inner-steps", "3"],
+    "reptile": ["--inner-steps", "5"],
+    "imaml": ["--inner-steps", "10", "--inner-lr", "0.1", "--algorithm-option", "reg=2",
+              "--algorithm-option", "eval_inner_lr=0.4"],
+}
+
+
+def command(benchmark, algorithm, out, args):
+    if benchmark == "sinusoid":
+        base = ["-m", "minimaml.sinusoid", "--meta-steps", str(args.meta_steps),
+                "--eval-tasks", "600"]
+        extra = SINUSOID[algorithm]
+    else:
+        base = ["-m", "minimaml.omniglot", "--ways", "5", "--shots", "1",
+                "--meta-steps", str(args.meta_steps), "--max-minutes", str(args.minutes),
+                "--steps-per-call", "10", "--checkpoint-minutes", "1000"]
+        extra = OMNIGLOT[algorithm]
+    return base + ["--algorithm", algorithm, *extra, "--out", str(out), "--no-progress"]
+
+
+def run_all(benchmark, args):
+    runs = {}
+    for algorithm in args.algorithms:
+        out = pathlib.Path(args.runs_dir) / benchmark / algorithm
+        cmd = command(benchmark, algorithm, out, args)
+        if not (out / "metrics.json").exists():
+            print(f"--- {algorithm}: python {shlex.join(cmd)}", flush=True)
+            start = time.perf_counter()
+            result = subprocess.run([sys.executable, *cmd], cwd=ROOT)
+            print(f"    {algorithm}: exit {result.returncode} after "
+                  f"{(time.perf_counter() - start) / 60:.1f} min", flush=True)
+        metrics = (json.loads((out / "metrics.json").read_text())
+                   if (out / "metrics.json").exists() else None)
+        runs[algorithm] = {"command": "python " + shlex.join(
+            [c if c != str(out) else f"{args.runs_dir}/{benchmark}/{algorithm}" for c in cmd]),
+            "metrics": metrics, "out": out}
+    return runs
+
+
+def cell(mean, ci, scale=1.0, digits=3):
+    return "diverged" if mean is None else f"{scale * mean:.{digits}f} ± {scale * ci:.{digits}f}"
+
+
+def settings(config, benchmark):
+    text = f"{config['inner_steps']} step{'s' * (config['inner_steps'] != 1)}, α={config['inner_lr']:g}"
+    options = dict(config.get("algorithm_options") or [])
+    text += "".join(f", {k}={v:g}" if isinstance(v, float) else f", {k}={v}"
+                    for k, v in options.items())
+    return text
+
+
+def sinusoid_table(runs):
+    rows = ["| algorithm | training settings | ms / meta-step | K=5, 1 step | K=5, 5 steps "
+            "| K=5, 10 steps | K=10, 1 step | K=10, 5 steps | K=10, 10 steps |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for name, run in runs.items():
+        m = run["metrics"]
+        if m is None:
+            rows.append(f"| {name} | (run failed: training diverged) | | | | | | | |")
+            summary[name] = None
+            continue
+        cells = [cell(m["maml"][k]["mse"][n], m["maml"][k]["ci95"][n])
+                 for k in ("5", "10") for n in (1, 5, 10)]
+        notes = [f"K={k}: {m['maml'][k]['diverged_tasks']} of {m['maml'][k]['tasks']} tasks "
+                 f"diverged" for k in ("5", "10") if m["maml"][k]["diverged_tasks"]]
+        rows.append(f"| {name} | {settings(m['config'], 'sinusoid')}"
+                    f"{' (' + '; '.join(notes) + ')' if notes else ''} | "
+                    f"{m['ms_per_step']:.2f} | " + " | ".join(cells) + " |")
+        summary[name] = {"settings": settings(m["config"], "sinusoid"),
+                         "ms_per_step": m["ms_per_step"], "train_seconds": m["train_seconds"],
+                         "mse": {k: m["maml"][k] for k in ("5", "10")},
+                         "command": run["command"]}
+    pre = next(r["metrics"] for r in runs.values() if r["metrics"])["pretrained"]
+    rows.append("| pretrained baseline (no meta-learning) | plain regression | | " + " | ".join(
+        cell(pre[k]["mse"][n], pre[k]["ci95"][n]) for k in ("5", "10") for n in (1, 5, 10))
+        + " |")
+    summary["pretrained"] = {"mse": {k: pre[k] for k in ("5", "10")}}
+    return "\n".join(rows), summary
+
+
+def omniglot_table(runs):
+    rows = ["| algorithm | training settings | meta-steps in the budget | ms / meta-step "
+            "| test accuracy, % (3 steps) |", "|---|---|---|---|---|"]
+    summary = {}
+    for name, run in runs.items():
+        m = run["metrics"]
+        if m is None:
+            rows.append(f"| {name} | (run failed) | | | |")
+            summary[name] = None
+            continue
+        acc = m["test_accuracy"]
+        rows.append(f"| {name} | {settings(m['config'], 'omniglot')} | {m['meta_steps']:,} | "
+                    f"{m['ms_per_step']:.0f} | {cell(acc['mean'], acc['ci95'], 100, 2)} |")
+        summary[name] = {"settings": settings(m["config"], "omniglot"),
+                         "meta_steps": m["meta_steps"], "ms_per_step": m["ms_per_step"],
+                         "train_seconds": m["train_seconds"], "accuracy": acc["mean"],
+                         "ci95": acc["ci95"], "command": run["command"]}
+    return "\n".join(rows), summary
+
+
+def ship_sinusoid_params(runs):
+    """θ (and learned rates) of every variant, one npz, for chapter 8's widget."""
+    tree, rates = {}, {}
+    for name, run in runs.items():
+        if run["metrics"] is None:
+            continue
+        tree[name] = npz.load(run["out"] / "maml_params.npz")[0]
+        if (run["out"] / "maml_inner_lr.npz").exists():
+            rates[name] = npz.load(run["out"] / "maml_inner_lr.npz")[0]
+    npz.save(ROOT / "minimaml" / "data" / "family_sinusoid.npz",
+             {"params": tree, "inner_lr": rates})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("benchmark", choices=("sinusoid", "omniglot"))
+    parser.add_argument("--algorithms", nargs="+", choices=ALGORITHMS, default=ALGORITHMS)
+    parser.add_argument("--meta-steps", type=int, default=None,
+                        help="sinusoid: 70,000 (the paper's); omniglot: the cap beside the "
+                             "time budget, 60,000")
+    parser.add_argument("--runs-dir", default="runs/family",
+                        help="where each run writes (a finished run there is reused)")
+    parser.add_argument("--minutes", type=float, default=8.0,
+                        help="omniglot: training minutes per variant")
+    args = parser.parse_args(argv)
+    if args.meta_steps is None:
+        args.meta_steps = 70_000 if args.benchmark == "sinusoid" else 60_000
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    runs = run_all(args.benchmark, args)
+    hours = (time.perf_counter() - start) / 3600
+    table, summary = (sinusoid_table if args.benchmark == "sinusoid" else omniglot_table)(runs)
+    versions = next((r["metrics"]["versions"] for r in runs.values() if r["metrics"]), {})
+    if args.benchmark == "sinusoid":
+        intro = (f"The paper's sinusoid config (MLP 1-40-40-1, meta-batch 25, K = 10 + 10 in "
+                 f"training, Adam 1e-3), {args.meta_steps:,} meta-steps for every variant, seed "
+                 f"0. Meta-test: 600 fixed fresh tasks per K, each fine-tuned from θ on its K "
+                 f"points — plain SGD at α = 0.01, or the variant's own way (Meta-SGD and "
+                 f"MAML++ with their learned rates, the last learned step's rate repeated "
+                 f"beyond the steps they trained; ANIL the head only) — query MSE on 100 "
+                 f"points, mean ± 95% CI. *diverged*: more than 10% of the tasks' MSE became "
+                 f"non-finite by that step (learned rates taken further than trained); the "
+                 f"other cells average the tasks still finite there. ms / meta-step: median "
+                 f"over the 1,000-step chunks after the first (compilation), sampling "
+                 f"included.")
+        ship_sinusoid_params(runs)
+    else:
+        intro = (f"Omniglot 5-way 1-shot (the paper's conv net, meta-batch 32, one query per "
+                 f"class in training, Adam 1e-3, 1,200 training characters, seed 0), each "
+                 f"variant trained for the same {args.minutes:g} minutes of CPU time "
+                 f"(compilation included, evaluation not; training stops at the first "
+                 f"10-step chunk past the budget). Test: 600 tasks of the 423 held-out "
+                 f"characters, 3 fine-tuning steps (SGD at α = 0.4, or the variant's own "
+                 f"way: learned rates, ANIL's head only), 15 queries per class, mean ± 95% "
+                 f"CI. ms / meta-step: median over the 10-step chunks after the first.")
+    commands = "\n".join(f"- {name}: `{run['command']}`" for name, run in runs.items())
+    text = (f"## The MAML family: {args.benchmark}\n\n"
+            f"Machine: {machine_description()}.\n"
+            f"Command: `nice -n 5 python benchmarks/family_results.py {args.benchmark}"
+            f"{' --minutes %g' % args.minutes if args.benchmark == 'omniglot' else ''}` "
+            f"({hours:.1f} h of runs in this call; load average before "
+            f"{' '.join(f'{x:.2f}' for x in load_before)}, after "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}: a shared 2-core machine, "
+            f"so compare ms within this table only). Versions: "
+            f"{', '.join(f'{k} {v}' for k, v in versions.items())}.\n\n{intro}\n\n{table}\n\n"
+            f"The runs, one command each:\n{commands}\n")
+    write_section(f"family_{args.benchmark}", text)
+    (ROOT / "minimaml" / "data" / f"family_{args.benchmark}.json").write_text(
+        json.dumps({"table": table, "results": summary, "machine": machine_description(),
+                    "section": f"BENCHMARKS.md, section 'The MAML family: {args.benchmark}'"},
+                   indent=1))
+    print(table)
+    return 0 if all(r["metrics"] for r in runs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

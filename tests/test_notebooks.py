@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import nbformat
+import numpy as np
 import pytest
 
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
@@ -130,6 +131,26 @@ def check_07(r):
     assert maml["10"] < maml["1"] < 0.5 * maml["0"]
 
 
+def check_08(r):
+    race = r["race"]
+    assert list(race) == ["maml", "fomaml", "metasgd", "anil", "mamlpp", "reptile", "imaml"]
+    for name, result in race.items():
+        if "diverged_at_step" in result:                        # said in the table, not hidden
+            assert name == "mamlpp" and result["diverged_at_step"] >= 0
+            continue
+        assert result["ms_per_step"] > 0, name                  # every variant ran (speed: BENCHMARKS.md)
+        assert np.isfinite(result["mse"][1]), name              # and was meta-tested
+    assert r["scan_carry"] == {"all": 6, "head_only": 2}       # ANIL's inner loop carries the head only
+    assert r["dot_generals_per_step"]["head_only"] < r["dot_generals_per_step"]["all"]
+    assert r["head_only_body_moved"] is False
+    assert r["imaml_dense_max_abs_diff"] < 1e-8                # CG implicit gradient == dense formula
+    phases = r["mamlpp_phases"]
+    assert phases[0][1] is True and phases[-1][1] is False      # first order, then second order
+    assert "sinusoid" in r["shipped_tables"]
+    assert set(r["rates_summary"]) == {"metasgd", "mamlpp"}
+    assert set(r["own_model"]) == {"flax_nnx", "equinox"}      # both recipes ran (dev extra)
+
+
 CASES = [
     Case("00_start_here.ipynb", {}, check_00),
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
@@ -141,6 +162,7 @@ CASES = [
     Case("06_omniglot_gpu.ipynb", {"cpu_meta_steps": 100, "filters": 16, "eval_tasks": 100,
                                    "eval_every": 50}, check_06),
     Case("07_playground.ipynb", {"own_meta_steps": 200}, check_07),
+    Case("08_beyond_maml.ipynb", {"meta_steps": 100, "eval_tasks": 30, "own_model_steps": 60}, check_08),
 ]
 
 

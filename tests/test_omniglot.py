@@ -361,3 +361,28 @@ def test_no_data_and_no_network_is_one_line_naming_address_and_variable(tmp_path
     assert og.BASE_URL + "images_background.zip" in message
     assert og.DATA_DIR_VARIABLE in message and "images_evaluation.zip" in message
     assert og.main(["--out", str(tmp_path / "run"), "--no-progress"]) == 2
+
+
+def test_cli_algorithm_reaches_the_config_and_checkpoints_keep_runs_apart(small1, tmp_path):
+    config, _ = og.parse_args(["--algorithm", "anil", "--data", str(tmp_path)])
+    assert config.algorithm == "anil" and config.inner_steps == 1
+    config, _ = og.parse_args(["--algorithm", "imaml", "--algorithm-option", "reg=2"])
+    assert config.inner_steps == 10 and config.options() == {"inner_steps": 10, "reg": 2}
+    small = og.paper_config(5, 1, meta_steps=2, meta_batch=2, filters=4, blocks=2,
+                            train_characters=100, eval_tasks=5, steps_per_call=2,
+                            algorithm="metasgd")
+    params, history = og.train(small, small1, tmp_path / "run", progress=False)
+    assert history["learned"].learned_lr and history["ms_per_step"] > 0
+    assert len(history["evals"]) == 1
+    with pytest.raises(ValueError, match="another config.*algorithm"):
+        og.train(dataclasses.replace(small, algorithm="maml"), small1, tmp_path / "run",
+                 progress=False)
+
+
+def test_cli_rejects_bad_algorithm(capsys, tmp_path):
+    assert og.main(["--algorithm", "imaml", "--algorithm-option", "regg=1",
+                    "--data", str(tmp_path)]) == 2
+    assert "imaml has no option 'regg'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        og.parse_args(["--algorithm", "maml2"])
+    assert "argument --algorithm: invalid choice: 'maml2'" in capsys.readouterr().err

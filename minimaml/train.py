@@ -57,7 +57,9 @@ def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, 
         support, query = sample_tasks(jax.random.fold_in(key, step))
         loss, grads = jax.value_and_grad(objective)(params, support, query)
         updates, opt_state = update(grads, opt_state, params)
-        if lr is not None:
+        if lr is not None and jax.tree.structure(lr).num_leaves > 1:    # a rate per leaf
+            updates = jax.tree.map(lambda u, rate: -rate * u, updates, lr)
+        elif lr is not None:
             updates = jax.tree.map(lambda u: -lr * u, updates)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -67,7 +69,7 @@ def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, 
 
 
 def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, key: jax.Array,
-             *, steps: int, lr: float | None = 1e-3,
+             *, steps: int, lr: float | PyTree | None = 1e-3,
              optimizer: optax.GradientTransformation | None = None,
              steps_per_call: int = 1000, opt_state: PyTree | None = None, start_step: int = 0,
              on_chunk: OnChunk | None = None) -> tuple[PyTree, PyTree, np.ndarray]:
@@ -88,7 +90,9 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
         leading task axis.
       key: a ``jax.random`` key.
       steps: total number of optimizer steps to reach (counting from 0).
-      lr: learning rate of the default Adam (β in the paper).
+      lr: learning rate of the default Adam (β in the paper): a number, or a pytree
+        with the params' structure (one rate per leaf, e.g. a smaller one for learned
+        inner rates, :func:`minimaml.family.mamlpp`).
       optimizer: an ``optax.GradientTransformation`` (with its own learning rate) to
         use instead of Adam; then ``lr`` must be None.
       opt_state, start_step: resume from a saved state: run steps
@@ -108,7 +112,8 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
     check_int(steps_per_call, "steps_per_call", 1)
     check_int(start_step, "start_step", 0)
     if optimizer is None:
-        check_positive(lr, "lr")
+        for rate in jax.tree.leaves(lr) or [lr]:
+            check_positive(rate, "lr")
     elif lr is not None:
         raise ValueError(f"lr must be None when an optimizer is given (it has its own rate); "
                          f"got lr={lr!r}")
@@ -119,7 +124,7 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
 def _optimize(params, objective, sample_tasks, key, steps, lr, optimizer, steps_per_call,
               opt_state, start_step, on_chunk):
     if optimizer is None:
-        optimizer, lr = _ADAM, jnp.asarray(lr)
+        optimizer, lr = _ADAM, jax.tree.map(jnp.asarray, lr)
     if opt_state is None:
         opt_state = optimizer.init(params)
     objective, sample_tasks = _as_pytree(objective), _as_pytree(sample_tasks)

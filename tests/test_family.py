@@ -463,6 +463,35 @@ def test_every_algorithm_meta_trains_and_its_learner_finetunes(algorithm):
     assert curves[:, 1].mean() < 0.9 * before[:, 1].mean()
 
 
+def _mamlpp_run(meta_steps, **options):
+    return family.meta_train("mamlpp", mlp_init(jax.random.key(0)), sine_loss,
+                             task_sampler(5, 10, 10), jax.random.key(1), meta_steps=meta_steps,
+                             inner_lr=0.01, steps_per_call=10,
+                             options=dict(inner_steps=2, msl_phases=1, **options))
+
+
+def test_rate_meta_lr_equal_to_meta_lr_is_the_default_run_bitwise():
+    default, _, losses = _mamlpp_run(20)
+    same, _, same_losses = _mamlpp_run(20, rate_meta_lr=1e-3)
+    np.testing.assert_array_equal(losses, same_losses)
+    for a, b in zip(jax.tree.leaves((default.params, default.inner_lr)),
+                    jax.tree.leaves((same.params, same.inner_lr))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rate_meta_lr_sets_the_size_of_adams_first_step_on_the_rates():
+    """Adam's first step moves each entry by lr · g/(|g| + ε) ≈ lr: θ by the meta
+    learning rate, the learned rates by rate_meta_lr."""
+    start = mlp_init(jax.random.key(0))
+    learned, _, _ = _mamlpp_run(1, rate_meta_lr=1e-5)
+    theta_step = np.concatenate([np.abs(np.ravel(a - b)) for a, b in
+                                 zip(jax.tree.leaves(learned.params), jax.tree.leaves(start))])
+    rate_step = np.concatenate([np.abs(np.ravel(r - 0.01))
+                                for r in jax.tree.leaves(learned.inner_lr)])
+    np.testing.assert_allclose(theta_step.max(), 1e-3, rtol=1e-3)
+    np.testing.assert_allclose(rate_step.max(), 1e-5, rtol=1e-2)
+
+
 # ---------------------------------------------------------------------------
 # Bad input: one ValueError naming the argument
 
@@ -526,6 +555,8 @@ def test_unknown_algorithm():
     ("imaml", {"reg": 0.0}, r"reg must be a finite number > 0"),
     ("imaml", {"cg_steps": 0}, r"cg_steps must be an integer >= 1"),
     ("mamlpp", {"first_order_steps": -1}, r"first_order_steps must be an integer >= 0"),
+    ("mamlpp", {"rate_meta_lr": -1e-4}, r"rate_meta_lr must be a finite number > 0"),
+    ("metasgd", {"rate_meta_lr": float("nan")}, r"rate_meta_lr must be a finite number > 0"),
     ("metasgd", {"heads": 1}, r"metasgd has no option 'heads'; it takes inner_steps, "
                               r"first_order"),
 ])

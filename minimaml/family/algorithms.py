@@ -81,6 +81,16 @@ class Plan:
     init: PyTree
     schedule: tuple[tuple[int, Objective], ...]
     learned: Callable[[PyTree], Learned]
+    rate_meta_lr: float | None = None
+
+    def meta_lr(self, meta_lr: float) -> float | PyTree:
+        """Adam's learning rate for ``init``: ``meta_lr`` for everything, or, with
+        ``rate_meta_lr`` set, a pytree like ``init`` giving the learned inner rates
+        that rate instead (``lr`` of :func:`minimaml.train.optimize`)."""
+        if self.rate_meta_lr is None:
+            return meta_lr
+        return LearnedRates(jax.tree.map(lambda _: meta_lr, self.init.params),
+                            jax.tree.map(lambda _: self.rate_meta_lr, self.init.inner_lr))
 
 
 def _fixed(name, params, objective, meta_steps, inner_lr, adapt=None):
@@ -115,27 +125,40 @@ def last_layer(params: PyTree) -> PyTree:
 
 
 def anil(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
-         inner_steps: int = 1, head: Mask = None, first_order: bool = False) -> Plan:
+         inner_steps: int = 1, head: Mask = None, first_order: bool = False,
+         eval_inner_lr: float | None = None) -> Plan:
     """ANIL, "almost no inner loop" (Raghu, Raghu, Bengio & Vinyals 2020, "Rapid Learning
     or Feature Reuse?", ICLR; Section 4): only the head adapts in the inner loop, the
     body is shared; the meta-gradient still trains everything. ``head``: the mask of
     the adapting parameters (default :func:`last_layer`). The body is never
-    differentiated in the inner loop."""
+    differentiated in the inner loop. Fine-tuned at meta-test with ``eval_inner_lr``
+    (default ``inner_lr``): the head's loss is quadratic for MSE, so SGD on it diverges
+    on a task whose head Hessian has an eigenvalue above 2/α, and meta-training can
+    learn features large enough for that on some tasks (chapter 8 measures it)."""
     adapt = check_adapt(params, last_layer(params) if head is None else head)
     objective = MamlObjective(loss_fn, float(inner_lr), inner_steps, first_order, False, adapt)
-    return _fixed("anil", params, objective, meta_steps, inner_lr, adapt)
+    return _fixed("anil", params, objective, meta_steps,
+                  inner_lr if eval_inner_lr is None else eval_inner_lr, adapt)
 
 
 def metasgd(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
-            inner_steps: int = 1, first_order: bool = False) -> Plan:
+            inner_steps: int = 1, first_order: bool = False,
+            rate_meta_lr: float | None = None) -> Plan:
     """Meta-SGD (Li, Zhou, Chen & Li 2017, "Meta-SGD: Learning to Learn Quickly for
     Few-Shot Learning"; Eq. 3-4): θ' = θ − α ∘ ∇L_support(θ) with α a vector as large
     as θ, meta-learned with θ by the same optimizer. α starts at ``inner_lr``
-    everywhere (the paper draws it from U[0.005, 0.1]); a learned rate may change sign."""
+    everywhere (the paper draws it from U[0.005, 0.1]); a learned rate may change sign.
+    ``rate_meta_lr``: Adam's learning rate for α (default: the same as θ's, the paper's).
+    The rates are learned for ``inner_steps`` steps; nothing makes them good for more."""
     rates = jax.tree.map(lambda p: jnp.full(jnp.shape(p), inner_lr, jnp.result_type(p)), params)
     objective = InnerLoopObjective(loss_fn, inner_steps, first_order=first_order)
     return Plan("metasgd", LearnedRates(params, rates), ((meta_steps, objective),),
-                lambda trained: Learned(trained.params, trained.inner_lr, learned_lr=True))
+                lambda trained: Learned(trained.params, trained.inner_lr, learned_lr=True),
+                _check_rate_meta_lr(rate_meta_lr))
+
+
+def _check_rate_meta_lr(rate_meta_lr):
+    return None if rate_meta_lr is None else float(check_positive(rate_meta_lr, "rate_meta_lr"))
 
 
 def multi_step_weights(inner_steps: int, progress: float, floor: float = 0.03) -> np.ndarray:
@@ -149,7 +172,8 @@ def multi_step_weights(inner_steps: int, progress: float, floor: float = 0.03) -
 
 def mamlpp(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
            inner_steps: int = 5, first_order_steps: int | None = None,
-           msl_steps: int | None = None, msl_phases: int = 10) -> Plan:
+           msl_steps: int | None = None, msl_phases: int = 10,
+           rate_meta_lr: float | None = None) -> Plan:
     """MAML++ (Antoniou, Edwards & Storkey 2019, "How to train your MAML", ICLR;
     Section 4), three of its changes:
 
@@ -160,6 +184,12 @@ def mamlpp(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
     - DA, derivative-order annealing: first order for the first ``first_order_steps``
       meta-steps, then second order (default: the first third, the paper's 50 of 150
       epochs).
+
+    ``rate_meta_lr``: Adam's learning rate for the rates (default: θ's). Adam moves
+    every parameter by about its learning rate per step whatever the gradient's size,
+    so with β = 1e-3 a rate started at α = 0.01 changes by ~10% a step, ten times
+    more than in the paper's setting (α = 0.1, the official code's
+    ``init_inner_loop_learning_rate``); ``rate_meta_lr = β · α / 0.1`` restores it.
 
     Not included: per-step BatchNorm statistics and weights (BNRS/BNWB) and the cosine
     schedule of the meta learning rate. The schedule's phases compile two programs
@@ -186,7 +216,8 @@ def mamlpp(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
                          params)
     return Plan("mamlpp", LearnedRates(params, rates), tuple(schedule),
                 lambda trained: Learned(trained.params, trained.inner_lr, lr_per_step=True,
-                                          learned_lr=True))
+                                        learned_lr=True),
+                _check_rate_meta_lr(rate_meta_lr))
 
 
 def reptile(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
@@ -292,6 +323,7 @@ def meta_train(algorithm: str, params: PyTree, loss_fn: LossFn, sample_tasks: Sa
     the_plan = plan(algorithm, params, loss_fn, meta_steps=meta_steps, inner_lr=inner_lr,
                     **(options or {}))
     trained, opt_state, losses = optimize_schedule(the_plan.init, the_plan.schedule,
-                                                   sample_tasks, key, lr=meta_lr,
+                                                   sample_tasks, key,
+                                                   lr=the_plan.meta_lr(meta_lr),
                                                    **optimize_kwargs)
     return the_plan.learned(trained), opt_state, losses

@@ -237,7 +237,8 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
                          enabled=progress) as bar:
             params, opt_state, losses = optimize_schedule(
                 params, the_plan.schedule, sampler,
-                jax.random.fold_in(jax.random.key(config.seed), 1), lr=config.meta_lr,
+                jax.random.fold_in(jax.random.key(config.seed), 1),
+                lr=the_plan.meta_lr(config.meta_lr),
                 opt_state=opt_state, start_step=start_step,
                 steps_per_call=config.steps_per_call,
                 on_chunk=chain(timer, driver, bar, timer.restart))

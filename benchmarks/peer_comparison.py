@@ -500,6 +500,11 @@ def main(argv=None, command=None):
     print(report)
     if not args.no_write:
         write_section("peer-comparison", report)
+    disagree = [f"{row['impl']} ({row['workload']}, {row['point']}: {row['rel_err']:.1e})"
+                for row in grad_rows if row["rel_err"] > GRAD_RTOL]
+    if disagree:   # the cross-library check fails `make bench`, not only the report
+        raise SystemExit(f"meta-gradients differ from minimaml's by more than {GRAD_RTOL:g}: "
+                         + ", ".join(disagree))
     return summaries, grad_rows
 
 

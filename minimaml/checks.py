@@ -7,6 +7,14 @@ import jax
 import numpy as np
 
 
+class ArgumentError(ValueError):
+    """``name`` must be ``allowed``; got ``value`` (``note`` adds why, when it helps)."""
+
+    def __init__(self, name: str, allowed: str, value: Any, note: str = ""):
+        self.name, self.allowed, self.value, self.note = name, allowed, value, note
+        super().__init__(f"{name} must be {allowed}; got {value!r}{note}")
+
+
 def _is_traced(value: Any) -> bool:
     return isinstance(value, jax.core.Tracer)
 
@@ -21,7 +29,7 @@ def check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
         ok = False
     if not ok:
         allowed = f">= {low}" if high is None else f"in {low}..{high}"
-        raise ValueError(f"{name} must be an integer {allowed}; got {value!r}")
+        raise ArgumentError(name, f"an integer {allowed}", value)
     return int(value)
 
 
@@ -44,7 +52,7 @@ def check_positive(value: Any, name: str) -> Any:
         return value
     number = _as_float(value)
     if number is None or not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+        raise ArgumentError(name, "a finite number > 0", value)
     return value
 
 
@@ -52,10 +60,12 @@ def check_number(value: Any, name: str, low: float, high: float = math.inf) -> f
     """Return ``value`` as a float; raise ValueError unless it is a number (not NaN) in
     ``[low, high]`` (an infinite ``high`` admits any finite number above ``low``)."""
     number = _as_float(value)
+    if isinstance(value, np.floating):   # bounds as the value's precision holds them:
+        low, high = float(value.dtype.type(low)), float(value.dtype.type(high))  # float32(0.1)
     if number is None or not (low <= number <= high) or not math.isfinite(number):
         allowed = f"a finite number >= {low:g}" if high == math.inf \
             else f"a number in {low:g}..{high:g}"
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+        raise ArgumentError(name, allowed, value)
     return number
 
 
@@ -63,7 +73,7 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """Raise ValueError unless ``value`` is one of ``choices``; return it."""
     choices = tuple(choices)
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise ArgumentError(name, f"one of {', '.join(map(str, choices))}", value)
     return value
 
 

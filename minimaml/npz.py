@@ -3,10 +3,12 @@
 Each leaf is stored under its path in the tree, ``/``-joined (``"0/w"`` is
 ``params[0]["w"]``), so a file reads back into the same nest of lists and dicts without
 a template. Writes go to a temporary file in the same folder, then ``os.replace``: a
-reader sees the old file or the new one, never half of one.
+reader sees the old file or the new one, never half of one. A process killed while
+writing leaves its temporary file behind; :func:`remove_stale_temp_files` clears them.
 """
 import os
 import pathlib
+import re
 import zipfile
 from typing import Any
 
@@ -48,11 +50,50 @@ def unflatten(arrays: dict[str, np.ndarray]) -> PyTree:
     return build(root)
 
 
+# ".name.tmp<pid>" (atomic_write) and "name.tmp<pid>.npz" (older versions' checkpoints).
+_TEMP_NAME = re.compile(r"^\.?.+\.tmp(\d+)(\.npz)?$")
+
+
+def temp_path(path: os.PathLike) -> pathlib.Path:
+    """Where :func:`atomic_write` writes ``path`` before renaming it: ``.name.tmp<pid>``."""
+    path = pathlib.Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":     # os.kill(pid, 0) would end the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:         # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: os.PathLike, *,
+                            any_process: bool = False) -> list[pathlib.Path]:
+    """Delete the temporary files that killed writers left in ``folder``; the list of them.
+
+    Only files of processes that no longer run are removed, unless ``any_process`` (the
+    caller knows no other process writes there, e.g. it holds the folder's lock).
+    """
+    removed = []
+    for path in sorted(pathlib.Path(folder).glob("*.tmp*")):
+        match = _TEMP_NAME.match(path.name)
+        if (match and path.is_file() and int(match[1]) != os.getpid()
+                and (any_process or not _process_alive(int(match[1])))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def atomic_write(path: os.PathLike, write: Any) -> None:
     """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into
     place; on any error the temporary file is removed and ``path`` is untouched."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             write(f)

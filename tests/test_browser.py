@@ -1,241 +1,220 @@
-"""The playground in a real browser: JupyterLab + Debian's Chromium, driven by Playwright.
+"""The widgets in a real browser: JupyterLab and Voilà + Debian's Chromium, driven by Playwright.
 
-Starts JupyterLab on 127.0.0.1 (random port and token, a temporary HOME and Jupyter
-dirs), opens ``notebooks/07_playground.ipynb`` (a copy, with a tiny meta-training run),
-runs all cells, moves the K slider, and checks that the figure's pixels and the MSE
-readout changed; then presses ▶ and checks the steps move. Screenshots go to ``test-artifacts/``.
+1. JupyterLab (127.0.0.1, random port and token, a temporary HOME): a notebook with the
+   playground and the Omniglot widget; Run All. The "compiling…" line shows before the
+   first draw; K moves change the figure's pixels and the readout; ▶ moves the steps;
+   at 700, 900 and 1400 px wide (file browser open) nothing is cut off, slider tracks
+   stay usable and buttons keep their labels; the Omniglot widget's steps and new task
+   change its probabilities and images.
+2. ``make playground``'s page (Voilà, token): both tabs work.
 
-With ``CI=true`` a missing Chromium or Playwright FAILS the test; elsewhere it skips.
+Screenshots go to ``test-artifacts/``. With ``CI=true`` a missing Chromium or Playwright
+FAILS the test; elsewhere it skips.
 """
-import io
-import json
 import os
 import pathlib
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "07_playground.ipynb"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-TIMEOUT_S = 90          # kernel start + run all cells on a busy 2-core machine
+from benchmarks import browser_lab as lab
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_S = 240          # kernel start, imports and compiling on a busy 2-core machine
+CELLS = ["from minimaml.widgets import playground\nplayground(seed=0)",
+         "from minimaml.widgets import omniglot_adaptation\nomniglot_adaptation(seed=0)"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
 def sync_playwright():
     """Playwright's sync API, or fail (CI) / skip (elsewhere) with the reason."""
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:
-        problem = f"Playwright for Python is not installed ({err}); pip install -e '.[dev]'"
-    if problem is None and not os.access(CHROMIUM, os.X_OK):
-        problem = f"{CHROMIUM} not found; apt-get install chromium (.ci/run does)"
+    problem = lab.chromium_problem()
     if problem:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but the browser test cannot run: {problem}")
         pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
     return sync_playwright
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _api(base, token, path, method="GET"):
-    request = urllib.request.Request(f"{base}{path}", method=method,
-                                     headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
-def _wait_for(condition, what, timeout=TIMEOUT_S, every=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _prepare(tmp):
-    """A notebook dir with a fresh copy of the playground, and an environment for Lab."""
-    import nbformat
-
-    home, notebooks = tmp / "home", tmp / "notebooks"
-    for sub in ("config", "data", "ipython", "mpl", "tmp", "settings", "workspaces"):
-        (home / sub).mkdir(parents=True)
-    notebooks.mkdir()
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.metadata.pop("widgets", None)          # no saved widget views: only live ones
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    parameters.source += "\nown_meta_steps = 100  # the test's small run"
-    nbformat.write(nb, notebooks / NOTEBOOK.name)
-
-    # Keep JupyterLab's "get news?" pop-up from covering the page.
-    news = home / "settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_DATA_DIR": str(home / "data"), "IPYTHONDIR": str(home / "ipython"),
-           "MPLCONFIGDIR": str(home / "mpl"), "TMPDIR": str(home / "tmp"),
-           "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return notebooks, env
-
-
-def _ink(png):
-    """How many pixels of a screenshot are not (nearly) white."""
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
-    return int((pixels < 240).sum())
-
-
-def _changed_pixels(png_a, png_b):
-    """Pixels that differ clearly between two screenshots (best of a 0-2 px vertical shift:
-    the browser's canvas element may be a pixel taller than the figure)."""
-    import numpy as np
-    from PIL import Image
-
-    a, b = (np.asarray(Image.open(io.BytesIO(p)).convert("L"), dtype=int) for p in (png_a, png_b))
-    if a.shape[1] != b.shape[1] or abs(a.shape[0] - b.shape[0]) > 2:
-        return a.size
-    rows = min(a.shape[0], b.shape[0]) - 2
-    return min(int((abs(a[i:i + rows] - b[j:j + rows]) > 30).sum())
-               for i in range(3) for j in range(3))
-
-
 @pytest.fixture
-def lab(tmp_path):
-    """A running JupyterLab serving the playground copy: (base url, token)."""
-    notebooks, env = _prepare(tmp_path)
-    port, token = _free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={notebooks}", "--ServerApp.open_browser=False",
-               "--LabApp.news_url=None"]
-    if os.geteuid() == 0:
-        command.append("--allow-root")   # JupyterLab refuses root without it
-    log = open(tmp_path / "jupyter.log", "w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              cwd=notebooks)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if server.poll() is not None:
-            raise AssertionError("JupyterLab exited:\n" + (tmp_path / "jupyter.log").read_text())
-        try:
-            return _api(base, token, "/api/status") is not None
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+def omniglot_available():
+    from minimaml import omniglot
     try:
-        _wait_for(up, "JupyterLab to answer")
-        yield base, token
-    finally:
-        try:
-            _api(base, token, "/api/shutdown", method="POST")
-            server.wait(timeout=15)
-        except Exception:
-            server.terminate()
-            server.wait(timeout=15)
-        log.close()
+        omniglot.load(progress=False)
+    except (FileNotFoundError, omniglot.DataUnavailable) as err:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but Omniglot is not available: {err}")
+        pytest.skip(f"Omniglot not available: {err}")
 
 
-def test_playground_in_jupyterlab(sync_playwright, lab):
+def _notebook(folder):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    folder.mkdir()
+    nbformat.write(nb, folder / "widgets.ipynb")
+    return folder
+
+
+def _screenshot_with_ink(locator, minimum=3000):
+    return lab.wait_for(lambda: (lambda png: png if lab.ink(png) > minimum else None)(
+        locator.screenshot()), "the figure to be drawn", timeout=TIMEOUT_S)
+
+
+def _check_layout(page, width):
+    """Nothing of a widget is cut off, tracks are usable, button labels whole."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    time.sleep(1.0)
+    report = page.evaluate("""() => [...document.querySelectorAll('.minimaml-live')].map(w => {
+        const box = w.getBoundingClientRect();
+        const area = w.closest('.jp-OutputArea-output') || w.parentElement;
+        const scroller = (el => { for (; el; el = el.parentElement) {
+            if (el.scrollWidth > el.clientWidth + 1 &&
+                ['auto', 'scroll'].includes(getComputedStyle(el).overflowX)) return true; }
+            return false; })(w);
+        const outside = [...w.querySelectorAll('svg, img, .widget-slider, button')].filter(e => {
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && r.right > area.getBoundingClientRect().right + 1; }).length;
+        return {cls: w.className, right: box.right, area: area.getBoundingClientRect().right,
+                outside, scroller,
+                tracks: [...w.querySelectorAll('.noUi-target')].map(t => t.getBoundingClientRect().width),
+                cut: [...w.querySelectorAll('button')].filter(b => b.scrollWidth > b.clientWidth + 1)
+                     .map(b => b.textContent)};
+    })""")
+    for widget in report:
+        assert widget["outside"] == 0 or widget["scroller"], (width, widget)
+        assert all(t >= 100 for t in widget["tracks"]), (width, widget)
+        assert widget["cut"] == [], (width, widget)
+    return report
+
+
+def test_widgets_in_jupyterlab(sync_playwright, omniglot_available, tmp_path):
     from playwright.sync_api import expect
 
-    base, token = lab
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    folder = _notebook(tmp_path / "notebooks")
+    with lab.server("lab", folder, tmp_path / "home", "widgets.ipynb") as (base, token, url), \
+            sync_playwright() as p:
+        browser = lab.launch(p)
+        page = lab.open_page(browser, url, width=1400, timeout_s=TIMEOUT_S)
         try:
-            page.set_default_timeout(TIMEOUT_S * 1000)
             expect.set_options(timeout=TIMEOUT_S * 1000)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-
-            # The kernel must exist and be idle before "Run All" (else: a kernel dialog).
-            def kernel_idle():
-                sessions = _api(base, token, "/api/sessions")
-                return any(s.get("kernel", {}).get("execution_state") == "idle"
-                           for s in sessions)
-            _wait_for(kernel_idle, "the notebook's kernel to start")
-            expect(page.locator(".jp-StatusBar-Widget", has_text="Idle").first).to_be_visible()
-
-            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-            page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
-
-            canvas = page.locator(".jupyter-matplotlib-canvas-div").first
-            readout = page.locator(".minimaml-readout").first
-            expect(canvas).to_be_visible()
+            lab.run_all_in_lab(page, base, token, timeout_s=TIMEOUT_S)
+            started = time.monotonic()
+            # Something shows at once: the "compiling…" line, before the first numbers.
+            expect(page.locator(".minimaml-playground .minimaml-compiling")).to_be_visible()
+            compiling_s = time.monotonic() - started
+            readout = page.locator(".minimaml-playground .minimaml-readout")
             expect(readout).to_contain_text("Query MSE")
-            # ipympl shows the canvas before the kernel's first image arrives.
-            before_png = _wait_for(lambda: (lambda png: png if _ink(png) > 5000 else None)(
-                canvas.screenshot()), "the figure to be drawn")
-            before_text = readout.inner_text()
-            assert "after 10 steps on K = 10" in before_text
-            # What the kernel drew is what the library draws here for the same settings.
-            from minimaml.widgets import playground
-            expected_before = playground(seed=0).snapshot_png()
-            expected_after = playground(seed=0, shots=13).snapshot_png()
-            (ARTIFACTS / "playground_before.png").write_bytes(before_png)
-            (ARTIFACTS / "expected_before.png").write_bytes(expected_before)
-            assert _changed_pixels(before_png, expected_before) < 100
+            drawn_s = time.monotonic() - started
+            assert compiling_s < drawn_s
+            print(f"compiling… after {compiling_s:.1f} s, first draw after {drawn_s:.1f} s")
+            expect(page.locator(".minimaml-playground .minimaml-compiling")).to_have_count(0)
 
-            handle = page.locator(".minimaml-shots .noUi-handle").first
+            figure = page.locator(".minimaml-playground .minimaml-figure")
+            before = _screenshot_with_ink(figure)
+            before_text = readout.inner_text()
+            assert "K = 10, α = 0.0100, 10 steps" in before_text
+            alpha = page.locator(".minimaml-playground .minimaml-inner-lr .widget-readout")
+            assert f"α = {alpha.inner_text().strip()}," in before_text   # written alike
+            handle = page.locator(".minimaml-playground .minimaml-shots .noUi-handle")
             handle.focus()
             for _ in range(3):
                 handle.press("ArrowRight")
-            expect(page.locator(".minimaml-shots .widget-readout").first).to_have_text("13")
+            expect(page.locator(".minimaml-playground .minimaml-shots .widget-readout")
+                   ).to_have_text("13")
             expect(readout).to_contain_text("K = 13")
-            after_text = readout.inner_text()
-            # The browser shows the K = 13 picture, all of it (no stale frame, no ghost lines).
-            after_png = _wait_for(
-                lambda: (lambda png: png if _changed_pixels(expected_after, png) < 100 else None)(
-                    canvas.screenshot()), "the figure to show K = 13 exactly", timeout=20)
-            assert _changed_pixels(before_png, after_png) > 200
-            (ARTIFACTS / "playground_after.png").write_bytes(after_png)
-            page.screenshot(path=str(ARTIFACTS / "playground_page.png"), full_page=True)
+            after = lab.wait_for(lambda: (lambda png: png if lab.changed_pixels(before, png) > 200
+                                          else None)(figure.screenshot()),
+                                 "the figure to change", timeout=30)
+            (ARTIFACTS / "playground_before.png").write_bytes(before)
+            (ARTIFACTS / "playground_after.png").write_bytes(after)
+            mse = [part.split()[-1] for part in readout.inner_text().split("·")]
+            assert mse != [part.split()[-1] for part in before_text.split("·")]
 
-            assert after_text != before_text
-            mse = [part.split()[-1] for part in after_text.split("·")]
-            before_mse = [part.split()[-1] for part in before_text.split("·")]
-            assert mse != before_mse, (before_text, after_text)
+            play = page.locator(".minimaml-playground .minimaml-play")
+            assert play.get_attribute("title"), "the play/stop/repeat buttons need a tooltip"
+            play.locator("button").first.click()
+            expect(readout).not_to_contain_text("10 steps")
+            play.locator("button").nth(1).click()   # stop
+
+            # Omniglot: probabilities after each step, a new task.
+            omni = page.locator(".minimaml-omniglot")
+            expect(omni.locator(".minimaml-readout")).to_contain_text("queries right")
+            expect(omni.locator(".minimaml-queries img")).to_have_count(10)
+            text = omni.locator(".minimaml-readout").inner_text()
+            queries = omni.locator(".minimaml-queries").inner_html()
+            omni_handle = omni.locator(".minimaml-steps .noUi-handle")
+            omni_handle.focus()
+            omni_handle.press("ArrowLeft")              # 1 step -> 0 steps
+            expect(omni.locator(".minimaml-readout")).to_contain_text("0 steps")
+            assert omni.locator(".minimaml-queries").inner_html() != queries
+            support = omni.locator(".minimaml-support").inner_html()
+            omni.locator(".minimaml-new-task").click()
+            expect(omni.locator(".minimaml-readout")).to_contain_text("task 1")
+            assert omni.locator(".minimaml-support").inner_html() != support
+            assert text != omni.locator(".minimaml-readout").inner_text()
+
+            # Any window from 700 px up, file browser open.
+            if not page.locator(".jp-FileBrowser").first.is_visible():
+                page.keyboard.press("Control+Shift+F")
+            for width in (1400, 900, 700):
+                _check_layout(page, width)
+                page.screenshot(path=str(ARTIFACTS / f"widgets_{width}px.png"), full_page=True)
             assert page.locator(".jp-RenderedText[data-mime-type="
                                 "'application/vnd.jupyter.error']").count() == 0
-
-            # ▶ animates the steps slider (a browser-side link) and the kernel follows.
-            page.locator(".widget-play button").first.click()
-            expect(readout).not_to_contain_text("after 10 steps")
-            expect(readout).to_contain_text("K = 13")
-            page.locator(".widget-play button").nth(1).click()   # stop
-
-            # The rest of the notebook ran too (the second playground, own parameters).
-            expect(page.locator(".minimaml-readout")).to_have_count(2)
         except BaseException:
-            page.screenshot(path=str(ARTIFACTS / "playground_failure.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / "widgets_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
+def test_playground_app_in_voila(sync_playwright, omniglot_available, tmp_path):
+    """What ``make playground`` serves: app/playground.ipynb in Voilà, a token."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    app = ROOT / "app" / "playground.ipynb"
+    with lab.server("voila", app.parent, tmp_path / "home", app.name) as (base, token, url), \
+            sync_playwright() as p:
+        import http.client
+        import urllib.parse
+        address = urllib.parse.urlsplit(base)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection.request("GET", "/")                   # no token: sent to the login page
+        response = connection.getresponse()
+        assert response.status == 302 and "/login" in response.getheader("Location", "")
+        connection.close()
+        browser = lab.launch(p)
+        page = lab.open_page(browser, url, width=900, timeout_s=TIMEOUT_S)
+        try:
+            expect.set_options(timeout=TIMEOUT_S * 1000)
+            readout = page.locator(".minimaml-playground .minimaml-readout")
+            expect(readout).to_contain_text("Query MSE")
+            figure = page.locator(".minimaml-playground .minimaml-figure")
+            before = _screenshot_with_ink(figure)
+            handle = page.locator(".minimaml-playground .minimaml-steps .noUi-handle")
+            handle.focus()
+            handle.press("ArrowLeft")
+            expect(readout).to_contain_text("9 steps")
+            lab.wait_for(lambda: lab.changed_pixels(before, figure.screenshot()) > 50,
+                         "the figure to change", timeout=30)
+            page.locator(".lm-TabBar-tab, .p-TabBar-tab, .widget-tab .lm-TabBar-tab",
+                         has_text="Omniglot").first.click()
+            omni = page.locator(".minimaml-omniglot")
+            expect(omni.locator(".minimaml-readout")).to_contain_text("queries right")
+            omni.locator(".minimaml-new-task").click()
+            expect(omni.locator(".minimaml-readout")).to_contain_text("task 1")
+            page.screenshot(path=str(ARTIFACTS / "playground_app.png"), full_page=True)
+        except BaseException:
+            page.screenshot(path=str(ARTIFACTS / "playground_app_failure.png"), full_page=True)
             raise
         finally:
             browser.close()

@@ -1,5 +1,6 @@
 """`pip install minimaml` needs only jax, optax and numpy: the core imports and trains in a
 fresh virtual environment without the notebook or Omniglot extras."""
+import os
 import pathlib
 import subprocess
 import sys
@@ -32,7 +33,9 @@ def test_core_installs_imports_and_trains_without_the_extras(tmp_path):
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
     # Run outside the checkout, so the installed copy is imported, not ./minimaml.
+    # (and without PYTHONPATH, which a developer may point at a worktree).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([str(python), "-c", CORE_RUN], cwd=tmp_path, capture_output=True,
-                            text=True)
+                            text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "core ok" in result.stdout and str(venv) in result.stdout

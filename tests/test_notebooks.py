@@ -9,6 +9,7 @@ The committed notebooks are also checked statically: executed (they carry output
 no error outputs, no papermill/timing metadata, and small enough to keep the repo light.
 """
 import json
+import os
 import pathlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -30,7 +31,10 @@ class Case:
 
 def run_notebook(name, parameters, tmp_path):
     """Execute ``notebooks/name`` with ``parameters`` in a fresh kernel; return its summary."""
-    papermill = pytest.importorskip("papermill")
+    if os.environ.get("CI"):
+        import papermill            # in CI a missing papermill fails the test, never skips it
+    else:
+        papermill = pytest.importorskip("papermill")
     results_path = tmp_path / "results.json"
     papermill.execute_notebook(
         str(NOTEBOOKS / name), str(tmp_path / name),
@@ -87,12 +91,20 @@ def check_03(r):
         # ...and adaptation helps: the error falls with fine-tuning steps.
         assert maml[10] < 0.7 * maml[0], (k, maml)
     assert r["final_training_loss"]["maml"] < r["final_training_loss"]["pretrained"]
+    # Each printed verdict is true of the numbers it is about.
     assert set(r["verdicts"]) == {f"{n}_{s}" for n in ("maml", "pretrained") for s in (1, 5, 10)}
+    for key, verdict in r["verdicts"].items():
+        name, steps = key.rsplit("_", 1)
+        ours, ci = m[name]["5"]["mse"][int(steps)], m[name]["5"]["ci95"][int(steps)]
+        paper = r["paper_k5"][name][steps]
+        expected = ("inside" if abs(paper - ours) <= ci else "below" if paper < ours
+                    else "above")
+        assert verdict.startswith(expected), (key, verdict, ours, ci, paper)
 
 
 def check_04(r):
     ms = r["ms_per_step"]
-    assert len(ms) == 6 and all(v > 0 for v in ms.values())   # every variant ran (speed: see benchmarks)
+    assert len(ms) == 6                                        # every variant ran (speed: see benchmarks)
     assert r["loop_vs_vmap_max_abs_diff"] < 1e-5              # loop, vmap and the library agree
     assert list(r["retraced"].values()) == [True, False, False, True, False]
     assert r["fresh_jit_compilations"] == 3
@@ -101,12 +113,13 @@ def check_04(r):
 
 def check_05(r):
     methods = ("MAML", "FOMAML", "Reptile")
-    assert all(r["ms_per_step"][m] > 0 for m in methods)      # measured, not asserted on (noisy)
+    assert set(r["ms_per_step"]) >= set(methods)               # measured, not asserted on (noisy)
     for m in methods:
         mse = r["metrics"][m]["10"]["mse"]
         assert mse[10] < 0.7 * mse[0], (m, mse)                 # every method learned to adapt
         angles = r["angle_degrees"][m]
-        assert len(angles) >= 2 and all(0 <= a <= 180 for a in angles)
+        # the chapter: the dropped second-order term turns the gradient by a clear angle
+        assert len(angles) >= 2 and min(angles) > 1.0, (m, angles)
     mem, floor = r["memory_mib"], r["carry_floor_mib"]
     second, remat, first = mem["second order"], mem["second order + remat"], mem["first order"]
     assert all(b > a for a, b in zip(second, second[1:]))      # grows with inner steps

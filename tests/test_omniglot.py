@@ -21,7 +21,7 @@ import pytest
 
 from minimaml import omniglot as og
 from minimaml.maml import maml_objective
-from minimaml.nets import conv2d_im2col, conv2d_native, conv_apply, conv_init
+from minimaml.nets import batch_norm, conv2d_im2col, conv2d_native, conv_apply, conv_init
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_DIR = og.data_dir()
@@ -140,10 +140,19 @@ def test_bad_cache_is_rebuilt_not_trusted(small1_zip, small1, tmp_path):
     # a cache that reads fine but holds other numbers is rejected by its key
     with np.load(cache_file) as data:
         arrays = dict(data)
+    good_key = arrays["key"]
     arrays["key"] = np.array("0" * 64)
     np.savez(cache_file, **arrays)
     with pytest.warns(UserWarning, match="bad Omniglot cache"):
         og.load(small1_zip, cache_dir=cache)
+    # the right key but one character's id and alphabet too many, or too few, for the images
+    with np.load(cache_file) as data:
+        arrays = dict(data)
+    for ids, alphabets in ((np.append(arrays["ids"], 9999), np.append(arrays["alphabets"], "x")),
+                           (arrays["ids"][:-1], arrays["alphabets"][:-1])):
+        np.savez(cache_file, **{**arrays, "key": good_key, "ids": ids, "alphabets": alphabets})
+        with pytest.warns(UserWarning, match="bad Omniglot cache"):
+            og.load(small1_zip, cache_dir=cache)
     with warnings.catch_warnings():
         warnings.simplefilter("error")       # now valid again: no warning
         og.load(small1_zip, cache_dir=cache)
@@ -251,15 +260,41 @@ def test_conv_net_formulations_agree_under_vmap():
         conv_init(keys[0], 5, filters=0)
 
 
-def test_batch_norm_makes_predictions_depend_on_the_batch():
+def test_batch_norm_normalises_each_channel_over_the_batch_and_positions():
+    """BatchNorm for conv layers (Ioffe & Szegedy 2015, Section 3.2): statistics per
+    channel over the mini-batch and every location, then each channel's scale and offset.
+    Images of different brightness keep their differences (no per-image statistics)."""
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(6, 5, 4, 3)) * [1.0, 4.0, 0.2] + [0.0, 3.0, -1.0]
+         + np.arange(6)[:, None, None, None])
+    scale, offset = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 3.0])
+    y = np.asarray(batch_norm(jnp.asarray(x, jnp.float32), jnp.asarray(scale, jnp.float32),
+                              jnp.asarray(offset, jnp.float32)), np.float64)
+    np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), offset, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(0, 1, 2)), scale, rtol=1e-3)
+    assert np.all(np.diff(y.mean(axis=(1, 2))[:, 0]) > 0.2)   # brighter images stay brighter
+    # each channel alone: shifting or scaling channel 1 of the input changes nothing
+    shifted = x * [1.0, 7.0, 1.0] + [0.0, -5.0, 0.0]
+    np.testing.assert_allclose(batch_norm(jnp.asarray(shifted, jnp.float32), scale, offset),
+                               y, atol=1e-4)
+    # the small-variance guard: a constant channel maps to its offset, not to NaN
+    flat = batch_norm(jnp.ones((2, 3, 3, 1)), jnp.ones(1), jnp.full(1, 0.25))
+    np.testing.assert_allclose(flat, 0.25)
+
+
+def test_conv_net_predictions_depend_on_the_batch_symmetrically():
     params = conv_init(jax.random.key(0), 5)
     x = jax.random.uniform(jax.random.key(1), (10, 28, 28, 1))
     apply = jax.jit(conv_apply)
     alone = apply(params, x[:5])
-    together = apply(params, x)[:5]
-    assert not np.allclose(alone, together, atol=1e-4)   # transductive
+    together = apply(params, x)
+    assert not np.allclose(alone, together[:5], atol=1e-4)   # transductive...
+    order = np.random.default_rng(0).permutation(10)        # ...but blind to the order
+    np.testing.assert_allclose(apply(params, x[order]), together[order], rtol=1e-4,
+                               atol=1e-5)
 
 
+@pytest.mark.slow   # ~100 s of CPU (float64 second order through the conv net)
 def test_conv_maml_meta_gradient_matches_finite_differences():
     with jax.enable_x64(True):
         key = jax.random.key(0)
@@ -333,7 +368,7 @@ def test_cli_rejects_bad_input(capsys, tmp_path):
     assert og.main(["--ways", "1", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "ways must be an integer >= 2" in capsys.readouterr().err
     assert og.main(["--inner-lr", "-1", "--data", str(tmp_path)]) == 2
-    assert "inner_lr" in capsys.readouterr().err
+    assert "--inner-lr" in capsys.readouterr().err
 
 
 def test_evaluating_another_checkpoint_does_not_recompile(small1, count_compilations):
@@ -363,6 +398,20 @@ def test_no_data_and_no_network_is_one_line_naming_address_and_variable(tmp_path
     assert og.main(["--out", str(tmp_path / "run"), "--no-progress"]) == 2
 
 
+def test_default_config_is_the_papers():
+    """Section 5.2 and Appendix A.1: 5-way, one step at α = 0.4 (three at test), meta-batch
+    32, Adam 1e-3, 60,000 steps, 4 blocks of 64 filters, 1,200 training characters; 20-way:
+    five steps at α = 0.1 (five at test), meta-batch 16."""
+    config = og.Config()
+    assert (config.ways, config.shots, config.inner_steps, config.inner_lr,
+            config.eval_inner_steps, config.meta_batch, config.meta_lr, config.meta_steps,
+            config.filters, config.blocks, config.train_characters) == (
+        5, 1, 1, 0.4, 3, 32, 1e-3, 60_000, 64, 4, 1200)
+    twenty = og.paper_config(20, 5)
+    assert (twenty.ways, twenty.shots, twenty.inner_steps, twenty.inner_lr,
+            twenty.eval_inner_steps, twenty.meta_batch) == (20, 5, 5, 0.1, 5, 16)
+
+
 def test_cli_algorithm_reaches_the_config_and_checkpoints_keep_runs_apart(small1, tmp_path):
     config, _ = og.parse_args(["--algorithm", "anil", "--data", str(tmp_path)])
     assert config.algorithm == "anil" and config.inner_steps == 1
@@ -374,7 +423,7 @@ def test_cli_algorithm_reaches_the_config_and_checkpoints_keep_runs_apart(small1
     params, history = og.train(small, small1, tmp_path / "run", progress=False)
     assert history["learned"].learned_lr and history["ms_per_step"] > 0
     assert len(history["evals"]) == 1
-    with pytest.raises(ValueError, match="another config.*algorithm"):
+    with pytest.raises(ValueError, match="not a usable checkpoint for this config"):
         og.train(dataclasses.replace(small, algorithm="maml"), small1, tmp_path / "run",
                  progress=False)
 
@@ -383,6 +432,6 @@ def test_cli_rejects_bad_algorithm(capsys, tmp_path):
     assert og.main(["--algorithm", "imaml", "--algorithm-option", "regg=1",
                     "--data", str(tmp_path)]) == 2
     assert "imaml has no option 'regg'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        og.parse_args(["--algorithm", "maml2"])
-    assert "argument --algorithm: invalid choice: 'maml2'" in capsys.readouterr().err
+    assert og.main(["--algorithm", "maml2", "--data", str(tmp_path)]) == 2
+    assert ("error: --algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, reptile, "
+            "imaml; got 'maml2'") in capsys.readouterr().err

@@ -72,6 +72,7 @@ def run_cli(*args, cwd=None):
                           capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow
 def test_short_cli_run_beats_pretrained_baseline(tmp_path):
     out = tmp_path / "run"
     result = run_cli("--meta-steps", "3000", "--eval-tasks", "200", "--out", str(out),
@@ -90,12 +91,12 @@ def test_short_cli_run_beats_pretrained_baseline(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--support-size", "0"], "support_size must be an integer >= 1"),
-    (["--query-size", "-2"], "query_size must be an integer >= 1"),
-    (["--inner-steps", "-1"], "inner_steps must be an integer >= 0"),
-    (["--inner-lr", "nan"], "inner_lr must be a finite number > 0"),
-    (["--inner-lr", "0"], "inner_lr must be a finite number > 0"),
-    (["--meta-batch", "0"], "meta_batch must be an integer >= 1"),
+    (["--support-size", "0"], "--support-size must be an integer >= 1"),
+    (["--query-size", "-2"], "--query-size must be an integer >= 1"),
+    (["--inner-steps", "-1"], "--inner-steps must be an integer >= 0"),
+    (["--inner-lr", "nan"], "--inner-lr must be a finite number > 0"),
+    (["--inner-lr", "0"], "--inner-lr must be a finite number > 0"),
+    (["--meta-batch", "0"], "--meta-batch must be an integer >= 1"),
 ])
 def test_cli_bad_input_is_one_line_error(args, message, tmp_path):
     result = run_cli(*args, "--meta-steps", "10", "--out", str(tmp_path))
@@ -142,6 +143,40 @@ def test_meta_test_leaves_out_and_counts_a_rare_diverging_task(monkeypatch):
     np.testing.assert_allclose(result["mse"], expected, rtol=1e-6)
 
 
+def test_default_config_is_the_papers():
+    """Section 5.1 and Appendix of the paper: K = 10, meta-batch 25, one step at α = 0.01,
+    Adam β = 1e-3, 70,000 meta-steps; meta-test on 600 tasks, 100 held-out points each."""
+    config = sinusoid.Config()
+    assert (config.support_size, config.meta_batch, config.inner_steps, config.inner_lr,
+            config.meta_lr, config.meta_steps, config.hidden) == (10, 25, 1, 0.01, 1e-3,
+                                                                  70_000, (40, 40))
+    assert (config.eval_tasks, config.eval_query, config.eval_shots, config.eval_steps) == (
+        600, 100, (5, 10, 20), 10)
+
+
+def test_a_tiny_run_writes_what_it_reports(tmp_path):
+    config = sinusoid.Config(meta_steps=20, meta_batch=4, eval_tasks=10, eval_shots=(5,),
+                             eval_steps=2)
+    maml_params, pre_params, metrics = sinusoid.run(config, tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    for name, params in (("maml_params.npz", maml_params), ("pretrained_params.npz", pre_params)):
+        for a, b in zip(jax.tree.leaves(sinusoid.load_params(out / name)),
+                        jax.tree.leaves(params)):
+            np.testing.assert_array_equal(a, b)
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["maml"] == metrics["maml"] and written["pretrained"] == metrics["pretrained"]
+    assert metrics["train_seconds"] > 0 and metrics["pretrain_seconds"] > 0
+    assert (out / "sinusoid.png").stat().st_size > 10_000
+    assert len(metrics["maml"]["5"]["mse"]) == 3 and metrics["maml"]["5"]["tasks"] == 10
+    # the table shows these numbers, one row per model, one column per step asked for
+    table = sinusoid.format_table(metrics, "5", steps=(1, 2, 10)).splitlines()
+    assert table[0] == "| model | 1 step | 2 steps |"           # step 10 was not evaluated
+    for row, name in zip(table[2:], ("maml", "pretrained")):
+        res = metrics[name]["5"]
+        assert row == (f"| {name} (K=5) | {res['mse'][1]:.3f} ± {res['ci95'][1]:.3f} | "
+                       f"{res['mse'][2]:.3f} ± {res['ci95'][2]:.3f} |")
+
+
 def test_cli_algorithm_is_recorded_and_each_variant_is_meta_tested_its_way(tmp_path):
     out = tmp_path / "metasgd"
     result = run_cli("--algorithm", "metasgd", "--meta-steps", "300", "--eval-tasks", "50",
@@ -160,8 +195,8 @@ def test_cli_algorithm_is_recorded_and_each_variant_is_meta_tested_its_way(tmp_p
 
 @pytest.mark.parametrize("args, message", [
     (["--algorithm", "imaml", "--algorithm-option", "regg=2"], "imaml has no option 'regg'"),
-    (["--algorithm", "reptile", "--first-order"], "first_order applies to maml, metasgd and anil"),
-    (["--algorithm", "mamlpp", "--inner-steps", "0"], "inner_steps must be an integer >= 1"),
+    (["--algorithm", "reptile", "--first-order"], "--first-order applies to maml, metasgd and anil"),
+    (["--algorithm", "mamlpp", "--inner-steps", "0"], "--inner-steps must be an integer >= 1"),
 ])
 def test_cli_bad_algorithm_settings_are_one_line_errors(args, message, tmp_path):
     test_cli_bad_input_is_one_line_error(args, message, tmp_path)
@@ -170,7 +205,8 @@ def test_cli_bad_algorithm_settings_are_one_line_errors(args, message, tmp_path)
 def test_cli_unknown_algorithm_names_the_flag(tmp_path):
     result = run_cli("--algorithm", "maml2", "--out", str(tmp_path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "argument --algorithm: invalid choice: 'maml2'" in result.stderr
+    assert ("error: --algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, reptile, "
+            "imaml; got 'maml2'") in result.stderr
 
 
 def test_learned_rates_that_blow_up_past_their_steps_end_the_curve_instead_of_raising():

@@ -295,6 +295,8 @@ def check_recipe(algorithm: str, options: dict[str, Any]) -> None:
         if name not in allowed:
             raise ValueError(f"{algorithm} has no option {name!r}; it takes "
                              f"{', '.join(allowed)}")
+    if algorithm in ("mamlpp", "imaml") and "inner_steps" in options:
+        check_int(options["inner_steps"], "inner_steps", 1)     # a loss per step, a solve
 
 
 def plan(algorithm: str, params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,

@@ -3,84 +3,109 @@ import argparse
 import sys
 
 from .. import family
-from ..train import TrainingDiverged
-from .data import load
+from ..cli import CommandLine, Flag
+from ..runs import RunFolder, memory_limit
+from .data import BASE_URL, DataUnavailable, data_dir, load
 from .experiment import Config, paper_config, run
+
+
+def _minutes(value: float) -> float:
+    return 60 * value
+
+
+FLAGS = (
+    Flag("--ways", int, "N, classes per task (default: 5)", short="-N", default=5),
+    Flag("--shots", int, "K, examples per class in a task's support set (default: 1)",
+         short="-K", default=1),
+    Flag("--meta-steps", int, "meta-training steps (default: 60000)"),
+    Flag("--data", str, "local directory, official .zip or .npz (default: "
+         "$MINIMAML_OMNIGLOT_DIR, else download)", in_config=False),
+    Flag("--out", str, "output folder: checkpoint.npz, metrics.json, learning_curve.png "
+         "(default: runs/omniglot)", default="runs/omniglot", field="out_dir",
+         in_config=False),
+    Flag("--first-order", None, "first-order MAML"),
+    Flag("--algorithm", str, f"which member of the MAML family (minimaml.family) meta-learns: "
+         f"{', '.join(family.ALGORITHMS)} (default: maml)"),
+    Flag("--algorithm-option", family.parse_option, "NAME=VALUE, a setting of the algorithm's "
+         "recipe, e.g. reg=2 for imaml (repeatable)", field="algorithm_options", repeat=True),
+    Flag("--remat", None, "nested jax.checkpoint of the inner steps (less memory for many "
+         "steps)"),
+    Flag("--meta-batch", int, "tasks per meta-step (default: paper)"),
+    Flag("--inner-steps", int, f"SGD steps in training (default: paper; for "
+         f"{', '.join(family.OWN_INNER_STEPS)} the algorithm's own)"),
+    Flag("--inner-lr", float, "α (default: paper)"),
+    Flag("--eval-inner-steps", int, "SGD steps at meta-test (default: paper)"),
+    Flag("--meta-lr", float, "β, Adam's step (default: paper)"),
+    Flag("--queries", int, "query images per class in training (default: paper)"),
+    Flag("--eval-queries", int, "query images per class at test (default: paper)"),
+    Flag("--eval-tasks", int, "meta-test tasks (default: paper)"),
+    Flag("--eval-every", int, "steps between test evaluations (default: at the end only)"),
+    Flag("--filters", int, "conv filters per layer (default: paper)"),
+    Flag("--train-characters", int, "characters for meta-training (default: paper)"),
+    Flag("--steps-per-call", int, "meta-steps per jitted call (default: 100)"),
+    Flag("--seed", int, "seed (default: 0)"),
+    Flag("--checkpoint-minutes", float, "minutes between checkpoints (default: 5)",
+         field="checkpoint_seconds", to_field=_minutes),
+    Flag("--max-minutes", float, "stop training after this long; resume later with the "
+         "same command (default: no limit)", field="max_train_seconds", to_field=_minutes),
+    Flag("--max-cpu-minutes", float, "stop training after it has used this much CPU time "
+         "(all threads; compilation included, evaluation not): a budget that a busy "
+         "machine does not shrink (default: no limit)", field="max_train_cpu_seconds",
+         to_field=_minutes),
+    Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
+         "(default: the device's memory)", in_config=False),
+    Flag("--no-progress", None, "no progress bars", in_config=False),
+)
+
+COMMAND_LINE = CommandLine(
+    "python -m minimaml.omniglot",
+    "MAML few-shot classification on Omniglot (defaults: the paper's hyperparameters for "
+    "the chosen --ways).", FLAGS)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     """The command line as a checked :class:`Config` and the parsed arguments."""
-    p = argparse.ArgumentParser(
-        prog="python -m minimaml.omniglot",
-        description="MAML few-shot classification on Omniglot (defaults: the paper's "
-                    "hyperparameters for the chosen --ways).")
-    p.add_argument("--ways", "-N", type=int, default=5)
-    p.add_argument("--shots", "-K", type=int, default=1)
-    p.add_argument("--meta-steps", type=int, default=60_000)
-    p.add_argument("--data", default=None,
-                   help="local directory, official .zip or .npz (default: download)")
-    p.add_argument("--out", default="runs/omniglot", help="output directory")
-    p.add_argument("--first-order", action="store_true", help="first-order MAML")
-    p.add_argument("--algorithm", choices=family.ALGORITHMS, default="maml",
-                   help="which member of the MAML family (minimaml.family) meta-learns")
-    p.add_argument("--algorithm-option", type=family.parse_option, action="append", default=[],
-                   metavar="NAME=VALUE", help="a setting of the algorithm's recipe, e.g. "
-                   "reg=2 for imaml (repeatable)")
-    p.add_argument("--remat", action="store_true",
-                   help="nested jax.checkpoint of the inner steps (less memory for many steps)")
-    for flag, kind, what in (("--meta-batch", int, "tasks per meta-step"),
-                             ("--inner-steps", int, "SGD steps in training"),
-                             ("--inner-lr", float, "α"),
-                             ("--eval-inner-steps", int, "SGD steps at meta-test"),
-                             ("--meta-lr", float, "β (Adam)"),
-                             ("--queries", int, "query images per class in training"),
-                             ("--eval-queries", int, "query images per class at test"),
-                             ("--eval-tasks", int, "meta-test tasks"),
-                             ("--eval-every", int, "steps between test evaluations"),
-                             ("--filters", int, "conv filters per layer"),
-                             ("--train-characters", int, "characters for meta-training"),
-                             ("--steps-per-call", int, "meta-steps per jitted call"),
-                             ("--seed", int, "seed"),
-                             ("--checkpoint-minutes", float, "minutes between checkpoints"),
-                             ("--max-minutes", float, "stop training after this long")):
-        p.add_argument(flag, type=kind, default=None, help=f"{what} (default: paper)")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    overrides = {name: getattr(args, name) for name in (
-        "meta_batch", "inner_steps", "inner_lr", "eval_inner_steps", "meta_lr", "queries",
-        "eval_queries", "eval_tasks", "eval_every", "filters", "train_characters",
-        "steps_per_call", "seed") if getattr(args, name) is not None}
-    if args.checkpoint_minutes is not None:
-        overrides["checkpoint_seconds"] = 60 * args.checkpoint_minutes
-    if args.max_minutes is not None:
-        overrides["max_train_seconds"] = 60 * args.max_minutes
-    if args.inner_steps is None and args.algorithm in family.OWN_INNER_STEPS:
-        overrides["inner_steps"] = family.default_inner_steps(args.algorithm)
-    config = paper_config(args.ways, args.shots, meta_steps=args.meta_steps,
-                          first_order=args.first_order, remat=args.remat,
-                          algorithm=args.algorithm,
-                          algorithm_options=tuple(args.algorithm_option), **overrides)
-    return config, args
+    args = COMMAND_LINE.parse(argv)
+    return _config(args), args
+
+
+def _config(args: argparse.Namespace) -> Config:
+    fields = COMMAND_LINE.config_fields(args)
+    algorithm = fields.get("algorithm", "maml")
+    if "inner_steps" not in fields and algorithm in family.OWN_INNER_STEPS:
+        fields["inner_steps"] = family.default_inner_steps(algorithm)
+    return paper_config(**fields)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train and meta-test; 0 on success, 2 on bad input, missing data or divergence."""
-    try:
-        config, args = parse_args(argv)
-        data = load(args.data, progress=not args.no_progress)
-        _, metrics, _ = run(config, data, args.out, progress=not args.no_progress,
-                            log=lambda m: print(m, flush=True))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"error: {err}; try a smaller learning rate (--inner-lr or --meta-lr)",
-              file=sys.stderr)
-        return 2
+    """Train and meta-test; the exit status of :meth:`minimaml.cli.CommandLine.main`
+    (0 done; 2 bad input, missing data or divergence; ...)."""
+    return COMMAND_LINE.main(_run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    memory_limit(args.memory_limit_gb)
+    progress = not args.no_progress
+    with RunFolder(args.out):        # checked and locked before the data is read
+        try:
+            data = load(args.data, progress=progress)
+        except (ValueError, FileNotFoundError) as err:
+            if args.data is None or isinstance(err, DataUnavailable):
+                raise
+            raise type(err)(f"--data: {err}") from None
+        source = args.data or data_dir() or f"downloaded from {BASE_URL}"
+        _, metrics, _ = run(config, data, args.out, progress=progress,
+                            log=lambda m: print(m, flush=True),
+                            memory_limit_gb=args.memory_limit_gb, data_source=source)
     acc = metrics["test_accuracy"]
     print(f"trained {metrics['meta_steps']} meta-steps in {metrics['train_seconds']:.1f} s; "
           f"test accuracy {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f}% "
           f"({config.eval_tasks} tasks, {config.ways}-way {config.shots}-shot); "
           f"wrote {args.out}/metrics.json and {args.out}/learning_curve.png")
+    diverged = metrics["evals"][-1].get("diverged_tasks", 0)
+    if diverged:
+        print(f"warning: fine-tuning diverged on {diverged} of {config.eval_tasks} meta-test "
+              f"tasks; they count as wrong (see diverged_tasks in metrics.json)",
+              file=sys.stderr)
     return 0
-

@@ -1,29 +1,28 @@
-"""Omniglot data: download, verify, read, resize, cache.
+"""Omniglot data: download, verify, read (:mod:`.readers`), cache.
 
 The official archives of Lake et al. (1,623 handwritten characters from 50 alphabets,
 20 drawings each, 105x105 binary PNGs), downloaded with pooch and checked against their
 sha256, or read from a local path (a directory, an official zip, or the ``.npz``
 conversion). Each drawing is resized to 28x28 (PIL Lanczos), ink = 1.0 and background =
-0.0, and the result is cached as an npz in a user cache directory.
+0.0, and the result is cached as an npz in a user cache directory (keyed by the
+files' content; an unwritable cache is warned about and done without).
 
 Where the data is found, in order: the ``source`` argument (the CLI's ``--data``), the
 directory named by ``$MINIMAML_OMNIGLOT_DIR``, else the download cache (downloading the
 two official archives on first use). pooch and Pillow come with the ``omniglot`` extra.
 """
 import hashlib
-import io
-import json
 import os
 import pathlib
-import re
+import tempfile
 import warnings
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
-IMAGE_SIZE = 28
-DRAWINGS = 20
+from .. import npz
+from .readers import DRAWINGS, IMAGE_SIZE, read_npz, read_png_dir, read_zip, resize  # noqa: F401
+
 NUM_CHARACTERS = 1623
 CACHE_FORMAT = 1           # bump when the cached array's meaning changes
 
@@ -43,7 +42,6 @@ NPZ_SHA256 = {
 }
 FULL_ZIPS = ("images_background.zip", "images_evaluation.zip")
 FULL_NPZS = ("images_background.npz", "images_evaluation.npz")
-_PNG_NAME = re.compile(r"(?:^|/)([^/]+)/([^/]+)/(\d{4})_(\d{2})\.png$")
 
 
 # ---------------------------------------------------------------------------
@@ -107,6 +105,12 @@ def download(name: str, cache_dir: os.PathLike | None = None,
     if name not in OFFICIAL_SHA256:
         raise ValueError(f"name must be one of {sorted(OFFICIAL_SHA256)}; got {name!r}")
     cache_dir = pathlib.Path(cache_dir or default_cache_dir())
+    problem = _unwritable(cache_dir)
+    if problem:
+        raise DataUnavailable(
+            f"cannot download {name} into the cache folder {cache_dir} ({problem}); set "
+            f"MINIMAML_CACHE to a folder you may write to, or put {' and '.join(FULL_ZIPS)} "
+            f"in a folder and set {DATA_DIR_VARIABLE} to it (or pass it as --data / source)")
     try:
         return pathlib.Path(pooch.retrieve(
             BASE_URL + name, known_hash="sha256:" + OFFICIAL_SHA256[name], fname=name,
@@ -125,97 +129,6 @@ def data_dir() -> pathlib.Path | None:
     """The directory named by ``$MINIMAML_OMNIGLOT_DIR``, or None when it is not set."""
     value = os.environ.get(DATA_DIR_VARIABLE)
     return pathlib.Path(value) if value else None
-
-
-def resize(background: np.ndarray) -> np.ndarray:
-    """A 105x105 drawing (bool or 0/255, True/255 = white background) -> (28, 28) float32
-    with ink = 1.0, via PIL's Lanczos filter (as the official MAML preprocessing)."""
-    from PIL import Image
-    gray = np.where(np.asarray(background) != 0, 255, 0).astype(np.uint8)
-    small = Image.fromarray(gray, mode="L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)
-    return 1.0 - np.asarray(small, dtype=np.float32) / 255.0
-
-
-def _assemble(drawings, source):
-    """{(id, drawer): (28, 28)} + {id: alphabet} -> Omniglot, checking 20 drawings each."""
-    images, alphabets = drawings
-    ids = sorted({i for i, _ in images})
-    if not ids:
-        raise ValueError(f"{source}: no Omniglot drawings found (expected "
-                         f"Alphabet/characterNN/NNNN_DD.png files)")
-    out = np.zeros((len(ids), DRAWINGS, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    for row, i in enumerate(ids):
-        for d in range(DRAWINGS):
-            if (i, d + 1) not in images:
-                raise ValueError(f"{source}: character {i:04d} lacks drawing {d + 1:02d} "
-                                 f"(every character needs {DRAWINGS})")
-            out[row, d] = images[(i, d + 1)]
-    return Omniglot(out, np.array(ids), np.array([alphabets[i] for i in ids]))
-
-
-def _read_zip(path):
-    """Read an official archive (``.../Alphabet/characterNN/NNNN_DD.png``) through PIL."""
-    from PIL import Image
-    images, alphabets = {}, {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                match = _PNG_NAME.search(member)
-                if not match:
-                    continue
-                alphabet, _, char_id, drawer = match.groups()
-                with Image.open(io.BytesIO(archive.read(member))) as png:
-                    images[int(char_id), int(drawer)] = resize(np.asarray(png.convert("L")))
-                alphabets[int(char_id)] = alphabet
-    except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as err:
-        raise ValueError(f"{path}: not a readable zip archive of PNGs (truncated or "
-                         f"corrupt?): {err}") from err
-    return _assemble((images, alphabets), path)
-
-
-def _read_png_dir(path):
-    from PIL import Image
-    images, alphabets = {}, {}
-    for png_path in sorted(pathlib.Path(path).rglob("*.png")):
-        match = _PNG_NAME.search(png_path.as_posix())
-        if not match:
-            continue
-        alphabet, _, char_id, drawer = match.groups()
-        try:
-            with Image.open(png_path) as png:
-                images[int(char_id), int(drawer)] = resize(np.asarray(png.convert("L")))
-        except OSError as err:
-            raise ValueError(f"{png_path}: not a readable PNG: {err}") from err
-        alphabets[int(char_id)] = alphabet
-    return _assemble((images, alphabets), path)
-
-
-def _read_npz(path):
-    """The offline conversion: ``images`` (C, 20, 105, 105) bool stored as 0/255 bytes,
-    ``labels`` (C, 20) character ids; alphabets from ``id_to_alphabet.json`` beside it."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            raw = np.asarray(data["images"]).view(np.uint8)
-            labels = np.asarray(data["labels"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"{path}: not a readable Omniglot npz with 'images' and "
-                         f"'labels': {err}") from err
-    if raw.ndim != 4 or raw.shape[1] != DRAWINGS or labels.shape != raw.shape[:2]:
-        raise ValueError(f"{path}: expected images (C, {DRAWINGS}, 105, 105) and labels "
-                         f"(C, {DRAWINGS}); got {raw.shape} and {labels.shape}")
-    if labels.min() == 0:
-        # 0-based rows of this file (as the shipped files have, despite their README):
-        # background rows are ids 1..964, evaluation rows ids 965..1623.
-        offset = 964 if pathlib.Path(path).name.startswith("images_evaluation") else 0
-        labels = labels + 1 + offset
-    names_file = pathlib.Path(path).with_name("id_to_alphabet.json")
-    names = json.loads(names_file.read_text()) if names_file.exists() else {}
-    images, alphabets = {}, {}
-    for c in range(raw.shape[0]):
-        for d in range(DRAWINGS):
-            images[int(labels[c, d]), d + 1] = resize(raw[c, d])
-        alphabets[int(labels[c, 0])] = names.get(f"{int(labels[c, 0]):04d}", "unknown")
-    return _assemble((images, alphabets), path)
 
 
 def _resolve(source):
@@ -240,24 +153,46 @@ def _resolve(source):
     return [path]
 
 
+def _unwritable(folder: pathlib.Path) -> str | None:
+    """Why ``folder`` cannot be made or written to, or None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    return None
+
+
 def _fingerprint(path):
-    if path.is_dir():   # a directory of PNGs: names and sizes
+    if path.is_dir():   # a directory of PNGs: every file's name and content
         h = hashlib.sha256()
         for p in sorted(path.rglob("*.png")):
-            h.update(f"{p.relative_to(path)}:{p.stat().st_size};".encode())
+            h.update(f"{p.relative_to(path).as_posix()}:{sha256_of(p)};".encode())
         return h.hexdigest()
     return verify(path)
+
+
+def content_sha256(data: Omniglot) -> str:
+    """The sha256 of the characters' arrays (images, ids), whatever file they came from:
+    what a checkpoint records to know its data again."""
+    digest = hashlib.sha256()
+    for array in (data.images, data.ids):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def _read(path):
     if not path.exists():
         raise FileNotFoundError(f"Omniglot data not found: {path} does not exist")
     if path.is_dir():
-        return _read_png_dir(path)
+        return read_png_dir(path)
     if path.suffix == ".zip":
-        return _read_zip(path)
+        return read_zip(path)
     if path.suffix == ".npz":
-        return _read_npz(path)
+        return read_npz(path)
     raise ValueError(f"{path}: unsupported file type {path.suffix!r} "
                      f"(allowed: a directory, .zip, .npz)")
 
@@ -301,6 +236,8 @@ def load(source: os.PathLike | str | list | None = None, cache_dir: os.PathLike 
         the message names the file.
     """
     cache_dir = pathlib.Path(cache_dir or default_cache_dir())
+    if cache_dir.is_dir():
+        npz.remove_stale_temp_files(cache_dir)    # left by killed processes
     paths = _resolve(source if source is not None else data_dir())
     if paths is None:
         paths = [download(name, cache_dir, progress) for name in FULL_ZIPS]
@@ -315,11 +252,14 @@ def load(source: os.PathLike | str | list | None = None, cache_dir: os.PathLike 
         raise ValueError(f"{[str(p) for p in paths]}: the sources repeat character ids")
     order = np.argsort(data.ids)
     data = Omniglot(*(a[order] for a in data))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, images=data.images, ids=data.ids,
-                        alphabets=data.alphabets.astype(str), key=np.array(key),
-                        format=np.array(CACHE_FORMAT))
-    os.replace(tmp, cache_file)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        npz.atomic_write(cache_file, lambda f: np.savez_compressed(
+            f, images=data.images, ids=data.ids, alphabets=data.alphabets.astype(str),
+            key=np.array(key), format=np.array(CACHE_FORMAT)))
+    except OSError as err:
+        warnings.warn(f"could not write the Omniglot cache {cache_file} "
+                      f"({err.strerror or err}); going on without it (set MINIMAML_CACHE to "
+                      f"a writable folder to keep the resized arrays)")
     return data
 

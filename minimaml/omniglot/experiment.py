@@ -1,26 +1,31 @@
-"""The Omniglot experiment: its config, a checkpointed training run, the meta-test."""
+"""The Omniglot experiment: its config, a checkpointed training run, the meta-test
+(:mod:`.metatest`)."""
+import contextlib
 import dataclasses
 import json
-import pathlib
+import os
 import time
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import family
-from ..checks import check_int, check_number, check_positive
+from ..checks import ArgumentError, check_int, check_number, check_positive
 from ..evaluate import mean_ci95
 from ..nets import conv_init
 from ..progress import ChunkTimer, ProgressBar, chain
-from ..runs import versions
+from ..runs import Interrupted, RunFolder, StopOnInterrupt, check_memory, versions
 from ..train import default_opt_state, optimize_schedule
 from ..types import PyTree
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DRAWINGS, Omniglot
-from .model import classifier, task_accuracies
-from .tasks import sample_tasks, split_characters, task_sampler
+from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
+from .data import DRAWINGS, Omniglot, content_sha256
+from .metatest import _evaluate, evaluate  # noqa: F401  (evaluate: part of this module's API)
+from .model import classifier
+from .sizes import check_data, estimate_memory
+from .tasks import split_characters, task_sampler
+
+MAX_STEPS = 2**31 - 1     # training steps are counted in 32-bit integers on the device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +56,16 @@ class Config:
     steps_per_call: int = 100
     checkpoint_seconds: float = 300.0
     max_train_seconds: float = 0.0   # stop early after this much training (0: no limit)
+    max_train_cpu_seconds: float = 0.0   # ... or this much CPU time in training (0: no limit)
     algorithm: str = "maml"      # one of minimaml.family.ALGORITHMS
     algorithm_options: tuple = ()    # (name, value) pairs for the algorithm's recipe
 
     def __post_init__(self):
-        for name in ("shots", "queries", "meta_batch", "meta_steps", "filters", "blocks",
+        for name in ("queries", "meta_batch", "filters", "blocks",
                      "train_characters", "eval_tasks", "eval_queries", "steps_per_call"):
             check_int(getattr(self, name), name, 1)
+        check_int(self.shots, "shots", 1, DRAWINGS - 1)
+        check_int(self.meta_steps, "meta_steps", 1, MAX_STEPS)
         check_int(self.ways, "ways", 2)
         check_int(self.eval_every, "eval_every", 0)
         check_int(self.inner_steps, "inner_steps", 0)
@@ -65,17 +73,19 @@ class Config:
         check_int(self.seed, "seed", 0, 2**63 - 1)
         check_int(self.split_seed, "split_seed", 0, 2**63 - 1)
         check_number(self.max_train_seconds, "max_train_seconds", 0)
+        check_number(self.max_train_cpu_seconds, "max_train_cpu_seconds", 0)
         check_number(self.checkpoint_seconds, "checkpoint_seconds", 0)
         check_positive(self.inner_lr, "inner_lr")
         check_positive(self.meta_lr, "meta_lr")
         if self.eval_queries % self.queries:
-            raise ValueError(f"eval_queries must be a multiple of queries={self.queries} "
-                             f"(test queries go through the net in training-shaped "
-                             f"groups); got {self.eval_queries}")
-        if self.shots + max(self.queries, self.eval_queries) > DRAWINGS:
-            raise ValueError(f"shots + queries and shots + eval_queries must be at most "
-                             f"{DRAWINGS}; got shots={self.shots}, queries={self.queries}, "
-                             f"eval_queries={self.eval_queries}")
+            raise ArgumentError("eval_queries", f"a multiple of queries ({self.queries}): test "
+                                f"queries go through the net in training-shaped groups",
+                                self.eval_queries)
+        for name in ("queries", "eval_queries"):
+            if getattr(self, name) > DRAWINGS - self.shots:
+                raise ArgumentError(name, f"at most {DRAWINGS - self.shots} (each character "
+                                    f"has {DRAWINGS} drawings, shots={self.shots} of them in "
+                                    f"the support set)", getattr(self, name))
         family.check_recipe(self.algorithm, self.options())
 
     def options(self) -> dict[str, Any]:
@@ -98,14 +108,9 @@ def paper_config(ways: int = 5, shots: int = 1, **overrides: Any) -> Config:
     return Config(ways=ways, shots=shots, **{**base, **overrides})
 
 
-# Fields whose change makes a checkpoint belong to a different run.
-_RUN_FIELDS = ("ways", "shots", "queries", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
-               "first_order", "filters", "blocks", "train_characters", "split_seed", "seed",
-               "algorithm", "algorithm_options")
-
-
 def split_images(data: Omniglot, config: Config) -> tuple[jax.Array, jax.Array]:
     """(train_images, test_images) device arrays (C, 20, 28, 28) for ``config``'s split."""
+    check_data(config, data)
     train_idx, test_idx = split_characters(len(data.ids), config.train_characters,
                                            config.split_seed)
     return jnp.asarray(data.images[train_idx]), jnp.asarray(data.images[test_idx])
@@ -117,44 +122,29 @@ def init_params(config: Config) -> PyTree:
                      blocks=config.blocks)
 
 
-def evaluate(params: PyTree, test_images: jax.Array, config: Config,
-             conv: Callable | None = None, learned: family.Learned | None = None) -> np.ndarray:
-    """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α
-    (with ``learned``: fine-tuned its way — learned rates, ANIL's head only — from
-    ``learned.params``, and ``params`` is not used).
-
-    Returns per-task accuracy after 0..eval_inner_steps steps, (T, steps+1) numpy.
-    The tasks are the same for every call with the same config (seeded apart from
-    training), so checkpoints can be compared.
-    """
-    key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
-    tasks = sample_tasks(key, test_images, config.eval_tasks, config.ways, config.shots,
-                         config.eval_queries)
-    if learned is None:
-        return task_accuracies(params, tasks, config.ways, config.inner_lr,
-                               config.eval_inner_steps, config.queries, conv)
-    finetune = learned.finetune_kwargs(config.eval_inner_steps)
-    return task_accuracies(learned.params, tasks, config.ways, finetune.pop("inner_lr"),
-                           config.eval_inner_steps, config.queries, conv, **finetune)
-
-
 class _RunDriver:
     """The ``on_chunk`` of a checkpointed run: it times training, records the losses,
     evaluates every ``eval_every`` steps, checkpoints, and asks to stop when
-    ``max_train_seconds`` have passed. ``state`` is what the checkpoint keeps."""
+    ``max_train_seconds`` have passed or ``stop`` (Ctrl-C) asks. ``state`` is what the
+    checkpoint keeps."""
 
-    def __init__(self, config, state, test_images, checkpoint, conv, log, to_learned):
+    def __init__(self, config, state, test_images, checkpoint, conv, log, stop=None,
+                 to_learned=None):
         self.config, self.state, self.test_images = config, state, test_images
-        self.checkpoint, self.conv, self.log = checkpoint, conv, log
+        self.checkpoint, self.conv, self.log, self.stop = checkpoint, conv, log, stop
         self.to_learned = to_learned
         self.last_mark = self.last_save = time.perf_counter()
+        self.last_cpu = time.process_time()
 
     def record_eval(self, step, params):
-        learned = self.to_learned(params)
-        mean, ci = mean_ci95(evaluate(None, self.test_images, self.config, self.conv,
-                                      learned)[:, -1])
+        learned = None if self.to_learned is None else self.to_learned(params)
+        accuracies, diverged = _evaluate(params, self.test_images, self.config, self.conv,
+                                         learned=learned)
+        mean, ci = mean_ci95(accuracies[:, -1])
         entry = {"step": step, "train_seconds": round(self.state["train_seconds"], 2),
                  "accuracy": float(mean), "ci95": float(ci)}
+        if diverged:
+            entry["diverged_tasks"] = diverged
         self.state["evals"].append(entry)
         if self.log:
             self.log(json.dumps(entry))
@@ -165,40 +155,75 @@ class _RunDriver:
             self.last_save = time.perf_counter()
 
     def __call__(self, step, params, opt_state, losses):
-        config, now = self.config, time.perf_counter()
+        config, now, cpu_now = self.config, time.perf_counter(), time.process_time()
         self.state["train_seconds"] += now - self.last_mark
+        self.state["train_cpu_seconds"] = (self.state.get("train_cpu_seconds", 0.0)
+                                           + cpu_now - self.last_cpu)
         self.state["losses"].extend(float(v) for v in losses)
-        if config.eval_every and step % config.eval_every == 0 and step < config.meta_steps:
+        interrupted = self.stop is not None and self.stop.requested
+        if (config.eval_every and step % config.eval_every == 0 and step < config.meta_steps
+                and not interrupted):
             self.record_eval(step, params)
-        time_up = 0 < config.max_train_seconds <= self.state["train_seconds"]
+        time_up = (0 < config.max_train_seconds <= self.state["train_seconds"]
+                   or 0 < config.max_train_cpu_seconds <= self.state["train_cpu_seconds"])
         if (now - self.last_save >= config.checkpoint_seconds or step == config.meta_steps
-                or time_up):
+                or time_up or interrupted):
             self.save(step, params, opt_state)
-        self.last_mark = time.perf_counter()
-        return time_up and step < config.meta_steps
+        self.last_mark, self.last_cpu = time.perf_counter(), time.process_time()
+        return (time_up or interrupted) and step < config.meta_steps
 
 
-def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = None,
+def data_record(data: Omniglot, source: Any = None) -> dict[str, Any]:
+    """What a checkpoint and metrics.json record of the data: its content's sha256, its
+    number of characters and (when known) where it was read from."""
+    record = {"sha256": content_sha256(data), "characters": len(data.ids)}
+    if source is not None:
+        record["source"] = str(source)
+    return record
+
+
+def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
           progress: bool = True, conv: Callable | None = None,
-          log: Callable[[str], None] | None = None) -> tuple[PyTree, dict[str, Any]]:
+          log: Callable[[str], None] | None = None,
+          memory_limit_gb: float | None = None) -> tuple[PyTree, dict[str, Any]]:
     """Meta-train the conv net with ``config.algorithm`` (MAML by default, see
     :mod:`minimaml.family`) on ``data``'s training characters.
 
     With ``out_dir``, a checkpoint (``checkpoint.npz``) is written every
     ``config.checkpoint_seconds`` and at the end, and a run found there is resumed
-    exactly (same tasks, same Adam state). With ``config.eval_every``, the test
+    exactly (same tasks, same Adam state) — only if it was written with the same
+    config (but for :data:`.checkpoint.RESUMABLE_CHANGES`) and the same data, else
+    ValueError. The folder is locked while training (:class:`minimaml.runs.RunFolder`),
+    and Ctrl-C stops at the end of the chunk, writes a checkpoint and raises
+    :class:`minimaml.runs.Interrupted` naming it. With ``config.eval_every``, the test
     accuracy is measured every so many steps (fixed test tasks) and logged with the
     training wall time so far.
 
-    With ``config.max_train_seconds`` training stops at the first chunk boundary past
-    that much training time (a checkpoint is written, the run can be resumed).
+    Before the work, the data must fit the config (:func:`check_data`) and the largest
+    arrays ``memory_limit_gb`` (default: the device's memory; :func:`estimate_memory`).
+
+    With ``config.max_train_seconds`` (``max_train_cpu_seconds``) training stops at the
+    first chunk boundary past that much training time (CPU time of all the process's
+    threads) (a checkpoint is written, the run can be resumed).
 
     Returns ``(params, history)``: history holds ``steps`` (done), ``losses`` (per step),
-    ``train_seconds`` (training only, compile included, evaluation excluded),
-    ``evals`` (list of {step, train_seconds, accuracy, ci95}), ``ms_per_step`` (median
-    over the chunks of this call after its first) and ``learned`` (the
-    :class:`minimaml.family.Learned`: θ and how it is fine-tuned).
+    ``train_seconds`` and ``train_cpu_seconds`` (training only, compile included,
+    evaluation excluded), ``evals`` (list of {step, train_seconds, accuracy, ci95}),
+    ``ms_per_step`` (median over the chunks of this call after its first) and
+    ``learned`` (the :class:`minimaml.family.Learned`: θ and how it is fine-tuned).
     """
+    check_data(config, data)
+    check_memory(estimate_memory(config, len(data.ids)), memory_limit_gb)
+    with contextlib.ExitStack() as stack:
+        checkpoint = stop = None
+        if out_dir is not None:
+            folder = stack.enter_context(RunFolder(out_dir))
+            stop = stack.enter_context(StopOnInterrupt(log))
+            checkpoint = folder.path / "checkpoint.npz"
+        return _train(config, data, checkpoint, stop, progress, conv, log)
+
+
+def _train(config, data, checkpoint, stop, progress, conv, log):
     train_images, test_images = split_images(data, config)
     _, loss_fn = classifier(conv)
     the_plan = family.plan(config.algorithm, init_params(config), loss_fn,
@@ -207,25 +232,19 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     params = the_plan.init
     opt_state = default_opt_state(params)
     state = {"train_seconds": 0.0, "losses": [], "evals": [],
-             "config": dataclasses.asdict(config)}
+             "config": dataclasses.asdict(config), "data": data_record(data)}
     start_step = 0
-    checkpoint = pathlib.Path(out_dir) / "checkpoint.npz" if out_dir is not None else None
     if checkpoint is not None and checkpoint.exists():
-        start_step, params, opt_state, state = load_checkpoint(checkpoint, params, opt_state)
-        defaults = Config()
-        changed = [f for f in _RUN_FIELDS if state["config"].get(f, getattr(defaults, f))
-                   != json.loads(json.dumps(getattr(config, f)))]
-        if changed:
-            raise ValueError(f"{checkpoint} was written with another config "
-                             f"({', '.join(changed)} differ); use another --out or the same "
-                             f"settings")
-        state["config"] = dataclasses.asdict(config)
+        start_step, params, opt_state, saved = load_checkpoint(checkpoint, params, opt_state)
+        warning = check_same_run(checkpoint, saved, state["config"], state["data"])
+        if warning and log:
+            log(f"warning: {warning}")
+        state = {**saved, "config": state["config"], "data": state["data"]}
         if log:
             log(f"resuming from {checkpoint} at step {start_step}")
-    if checkpoint is not None:
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
-    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, the_plan.learned)
+    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop,
+                        the_plan.learned)
     timer = ChunkTimer()
     steps_done = start_step
     if start_step < config.meta_steps:
@@ -238,14 +257,19 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
             params, opt_state, losses = optimize_schedule(
                 params, the_plan.schedule, sampler,
                 jax.random.fold_in(jax.random.key(config.seed), 1),
-                lr=the_plan.meta_lr(config.meta_lr),
-                opt_state=opt_state, start_step=start_step,
-                steps_per_call=config.steps_per_call,
+                lr=the_plan.meta_lr(config.meta_lr), opt_state=opt_state,
+                start_step=start_step, steps_per_call=config.steps_per_call,
                 on_chunk=chain(timer, driver, bar, timer.restart))
         steps_done = start_step + len(losses)
+        if stop is not None and stop.requested and steps_done < config.meta_steps:
+            raise Interrupted(f"stopped at step {steps_done} of {config.meta_steps}; "
+                              f"checkpoint saved in {checkpoint} (run the same command "
+                              f"again to resume)")
         if steps_done < config.meta_steps and log:
             log(f"stopped after {state['train_seconds']:.0f} s of training at step "
-                f"{steps_done} (max_train_seconds={config.max_train_seconds})")
+                f"{steps_done} ({state.get('train_cpu_seconds', 0):.0f} CPU-seconds; "
+                f"max_train_seconds={config.max_train_seconds}, "
+                f"max_train_cpu_seconds={config.max_train_cpu_seconds})")
     state["steps"] = steps_done
     if not state["evals"] or state["evals"][-1]["step"] != steps_done:
         driver.record_eval(steps_done, params)
@@ -254,26 +278,36 @@ def train(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = N
     return learned.params, {**state, "ms_per_step": timer.ms_per_step(), "learned": learned}
 
 
-def run(config: Config, data: Omniglot, out_dir: str | pathlib.Path | None = None,
+OUTPUTS = ("metrics.json", "learning_curve.png")
+
+
+def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
         progress: bool = True, conv: Callable | None = None,
-        log: Callable[[str], None] | None = None) -> tuple[PyTree, dict[str, Any], dict]:
-    """Train, meta-test and (with ``out_dir``) write metrics.json and learning_curve.png."""
+        log: Callable[[str], None] | None = None, memory_limit_gb: float | None = None,
+        data_source: Any = None) -> tuple[PyTree, dict[str, Any], dict]:
+    """Train, meta-test and (with ``out_dir``) write metrics.json and learning_curve.png,
+    the two together (see :func:`train` for the checks, the lock and Ctrl-C).
+    ``data_source`` (where ``data`` was read from) is recorded in metrics.json."""
     from .plots import plot
-    params, history = train(config, data, out_dir, progress, conv, log)
-    final = history["evals"][-1]
-    metrics = {
-        "test_accuracy": {"mean": final["accuracy"], "ci95": final["ci95"],
-                          "tasks": config.eval_tasks, "steps": config.eval_inner_steps},
-        "config": dataclasses.asdict(config),
-        "train_seconds": history["train_seconds"],
-        "meta_steps": history["steps"],
-        "ms_per_step": history["ms_per_step"],
-        "evals": history["evals"],
-        "versions": versions(),
-    }
-    if out_dir is not None:
-        out = pathlib.Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        plot(history, config, out / "learning_curve.png")
+    with contextlib.ExitStack() as stack:
+        folder = None if out_dir is None else stack.enter_context(RunFolder(out_dir, OUTPUTS))
+        params, history = train(config, data, out_dir, progress, conv, log, memory_limit_gb)
+        final = history["evals"][-1]
+        metrics = {
+            "test_accuracy": {"mean": final["accuracy"], "ci95": final["ci95"],
+                              "tasks": config.eval_tasks, "steps": config.eval_inner_steps},
+            "config": dataclasses.asdict(config),
+            "data": {**history["data"],
+                     **({} if data_source is None else {"source": str(data_source)})},
+            "train_seconds": history["train_seconds"],
+            "train_cpu_seconds": history.get("train_cpu_seconds", 0.0),
+            "meta_steps": history["steps"],
+            "ms_per_step": history["ms_per_step"],
+            "evals": history["evals"],
+            "versions": versions(),
+        }
+        if folder is not None:
+            folder.stage("metrics.json").write_text(json.dumps(metrics, indent=1))
+            plot(history, config, folder.stage("learning_curve.png"))
+            folder.commit()
     return params, metrics, history

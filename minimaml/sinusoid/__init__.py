@@ -9,8 +9,8 @@ Note: the paper says α = 0.01; the official code's sinusoid command runs with i
 default ``update_lr`` of 0.001. We follow the paper (``--inner-lr`` changes it).
 """
 from .cli import main, parse_args
-from .experiment import (Config, evaluate, evaluation_tasks, format_table, load_params, run,
-                         save_params, train)
+from .experiment import (Config, estimate_memory, evaluate, evaluation_tasks, format_table,
+                         load_params, run, save_params, train)
 from .plots import adaptation_predictions, plot
 from .tasks import (AMPLITUDE_RANGE, INPUT_RANGE, PHASE_RANGE, SineTasks, init_params,
                     sample_tasks, sine, sine_loss, task_sampler)

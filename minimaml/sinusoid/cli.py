@@ -3,64 +3,69 @@ import argparse
 import sys
 
 from .. import family
-from ..train import TrainingDiverged
+from ..cli import CommandLine, Flag
 from .experiment import Config, format_table, run
+
+_PAPER = Config()
+
+FLAGS = (
+    Flag("--meta-steps", int, f"meta-training steps, also the pretraining steps "
+         f"(default: {_PAPER.meta_steps})"),
+    Flag("--meta-batch", int, f"tasks per meta-step (default: {_PAPER.meta_batch})"),
+    Flag("--support-size", int, f"K, support points per task during meta-training "
+         f"(default: {_PAPER.support_size})", short="-K"),
+    Flag("--query-size", int, f"query points per training task (default: {_PAPER.query_size})"),
+    Flag("--inner-steps", int, f"SGD steps in the inner loop (default: {_PAPER.inner_steps}, "
+         f"the paper's; for {', '.join(family.OWN_INNER_STEPS)} the algorithm's own)"),
+    Flag("--inner-lr", float, f"α, the inner SGD step (default: {_PAPER.inner_lr})"),
+    Flag("--meta-lr", float, f"β, Adam's step (default: {_PAPER.meta_lr})"),
+    Flag("--first-order", None, "first-order MAML"),
+    Flag("--algorithm", str, f"which member of the MAML family (minimaml.family) meta-learns: "
+         f"{', '.join(family.ALGORITHMS)} (default: maml)"),
+    Flag("--algorithm-option", family.parse_option, "NAME=VALUE, a setting of the algorithm's "
+         "recipe, e.g. reg=5 for imaml (repeatable)", field="algorithm_options", repeat=True),
+    Flag("--seed", int, f"seed of the initialisation, tasks and meta-test "
+         f"(default: {_PAPER.seed})"),
+    Flag("--eval-tasks", int, f"meta-test tasks per K (default: {_PAPER.eval_tasks})"),
+    Flag("--eval-steps", int, f"fine-tuning steps at meta-test (default: {_PAPER.eval_steps})"),
+    Flag("--out", str, "output folder: params, metrics.json, sinusoid.png (default: "
+         "runs/sinusoid)", default="runs/sinusoid", field="out_dir", in_config=False),
+    Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
+         "(default: the device's memory)", in_config=False),
+    Flag("--no-progress", None, "no progress bars", in_config=False),
+)
+
+COMMAND_LINE = CommandLine(
+    "python -m minimaml.sinusoid",
+    "MAML vs a pretrained baseline on the paper's sinusoid regression benchmark "
+    "(defaults: the paper's config).", FLAGS)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     """The command line as a checked :class:`Config` and the parsed arguments."""
-    defaults = Config()
-    p = argparse.ArgumentParser(
-        prog="python -m minimaml.sinusoid",
-        description="MAML vs a pretrained baseline on the paper's sinusoid regression "
-                    "benchmark (defaults: the paper's config).")
-    p.add_argument("--meta-steps", type=int, default=defaults.meta_steps)
-    p.add_argument("--meta-batch", type=int, default=defaults.meta_batch)
-    p.add_argument("--support-size", "-K", type=int, default=defaults.support_size,
-                   help="K, support points per task during meta-training")
-    p.add_argument("--query-size", type=int, default=defaults.query_size)
-    p.add_argument("--inner-steps", type=int, default=None,
-                   help=f"default: {defaults.inner_steps} (the paper's), or the algorithm's own "
-                        f"for {', '.join(family.OWN_INNER_STEPS)}")
-    p.add_argument("--inner-lr", type=float, default=defaults.inner_lr, help="α")
-    p.add_argument("--meta-lr", type=float, default=defaults.meta_lr, help="β (Adam)")
-    p.add_argument("--first-order", action="store_true", help="first-order MAML")
-    p.add_argument("--algorithm", choices=family.ALGORITHMS, default="maml",
-                   help="which member of the MAML family (minimaml.family) meta-learns")
-    p.add_argument("--algorithm-option", type=family.parse_option, action="append", default=[],
-                   metavar="NAME=VALUE", help="a setting of the algorithm's recipe, e.g. "
-                   "reg=5 for imaml (repeatable)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--eval-tasks", type=int, default=defaults.eval_tasks)
-    p.add_argument("--eval-steps", type=int, default=defaults.eval_steps)
-    p.add_argument("--out", default="runs/sinusoid", help="output directory")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    inner_steps = args.inner_steps
-    if inner_steps is None:
-        inner_steps = (family.default_inner_steps(args.algorithm)
-                       if args.algorithm in family.OWN_INNER_STEPS else defaults.inner_steps)
-    config = Config(meta_steps=args.meta_steps, meta_batch=args.meta_batch,
-                    support_size=args.support_size, query_size=args.query_size,
-                    inner_steps=inner_steps, inner_lr=args.inner_lr,
-                    meta_lr=args.meta_lr, first_order=args.first_order, seed=args.seed,
-                    eval_tasks=args.eval_tasks, eval_steps=args.eval_steps,
-                    algorithm=args.algorithm, algorithm_options=tuple(args.algorithm_option))
-    return config, args
+    args = COMMAND_LINE.parse(argv)
+    return _config(args), args
+
+
+def _config(args: argparse.Namespace) -> Config:
+    fields = COMMAND_LINE.config_fields(args)
+    algorithm = fields.get("algorithm", _PAPER.algorithm)
+    if "inner_steps" not in fields and algorithm in family.OWN_INNER_STEPS:
+        fields["inner_steps"] = family.default_inner_steps(algorithm)
+    return Config(**fields)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the experiment; print the tables; 0 on success, 2 on bad input or divergence."""
-    try:
-        config, args = parse_args(argv)
-        _, _, metrics = run(config, out_dir=args.out, progress=not args.no_progress)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as err:
-        print(f"error: {err}; try a smaller learning rate (--inner-lr or --meta-lr)",
-              file=sys.stderr)
-        return 2
+    """Run the experiment and print the tables; the exit status of
+    :meth:`minimaml.cli.CommandLine.main` (0 done, 2 bad input or divergence, ...)."""
+    return COMMAND_LINE.main(_run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _, _, metrics = run(config, out_dir=args.out, progress=not args.no_progress,
+                        log=lambda line: print(line, file=sys.stderr, flush=True),
+                        memory_limit_gb=args.memory_limit_gb)
     print(f"trained {config.meta_steps} meta-steps in {metrics['train_seconds']:.1f} s; "
           f"wrote {args.out}/metrics.json and {args.out}/sinusoid.png")
     for shots in map(str, config.eval_shots):
@@ -72,4 +77,3 @@ def main(argv: list[str] | None = None) -> int:
                       f"{res['tasks']} meta-test tasks at K={shots}; they are left out of "
                       f"its mean (see diverged_tasks in metrics.json)", file=sys.stderr)
     return 0
-

@@ -3,11 +3,13 @@
 Note: the paper says α = 0.01; the official code's sinusoid command runs with its
 default ``update_lr`` of 0.001. We follow the paper (``Config.inner_lr`` changes it).
 """
+import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -17,10 +19,13 @@ from ..checks import check_int, check_positive
 from ..evaluate import finetune_curves, mean_ci95
 from .. import family
 from ..progress import ChunkTimer, ProgressBar, chain
-from ..runs import versions
+from ..runs import Interrupted, RunFolder, StopOnInterrupt, check_memory, versions
 from ..train import TrainingDiverged, pretrain
-from ..types import PyTree
+from ..types import OnChunk, PyTree
 from .tasks import SineTasks, init_params, sample_tasks, sine_loss, task_sampler
+
+
+MAX_STEPS = 2**31 - 1     # training steps are counted in 32-bit integers on the device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +52,9 @@ class Config:
     algorithm_options: tuple = ()    # (name, value) pairs for the algorithm's recipe
 
     def __post_init__(self):
-        for name in ("meta_steps", "meta_batch", "support_size", "query_size",
-                     "eval_tasks", "eval_query"):
+        for name in ("meta_batch", "support_size", "query_size", "eval_tasks", "eval_query"):
             check_int(getattr(self, name), name, 1)
+        check_int(self.meta_steps, "meta_steps", 1, MAX_STEPS)
         for k in self.eval_shots:
             check_int(k, "eval_shots", 1)
         for width in self.hidden:
@@ -71,7 +76,31 @@ class Config:
         return self
 
 
-def train(config: Config, progress: bool = True) -> tuple[PyTree, PyTree, dict[str, Any]]:
+def estimate_memory(config: Config) -> dict[str, tuple[float, str]]:
+    """Bytes of the largest arrays of each phase (an estimate, for refusing early a run
+    that cannot fit), with the settings that size them; see :func:`runs.check_memory`."""
+    dims = (1, *config.hidden, 1)
+    num_params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
+    width = sum(config.hidden)
+    shots, states = max(config.eval_shots), config.eval_steps + 1
+    per_task = (states * (num_params + config.eval_query * width)
+                + 2 * (shots + config.eval_query) + 3 * shots * width)
+    batch = config.meta_batch * (config.support_size + config.query_size) * width
+    return {
+        "the training": (4.0 * (4 * config.meta_steps + 8 * (config.inner_steps + 1) * batch),
+                         "meta_steps or meta_batch"),
+        "the meta-test": (4.0 * _MEMORY_OVERHEAD * config.eval_tasks * per_task,
+                          "eval_tasks or eval_steps"),
+    }
+
+
+# Measured peak / estimate of the meta-test (XLA's temporaries): 1.11 and 1.12 at 20,000
+# tasks x 10 steps and 5,000 x 40 (CPU), rounded up.
+_MEMORY_OVERHEAD = 1.25
+
+
+def train(config: Config, progress: bool = True,
+          should_stop: OnChunk | None = None) -> tuple[PyTree, PyTree | None, dict[str, Any]]:
     """Meta-train ``config.algorithm`` (MAML by default) and the pretrained baseline from
     the same initialisation.
 
@@ -79,6 +108,11 @@ def train(config: Config, progress: bool = True) -> tuple[PyTree, PyTree, dict[s
     loss curves and their wall times (seconds, compilation included), the median ms
     per meta-step and ``learned`` (the :class:`minimaml.family.Learned`: θ and how it
     is fine-tuned).
+
+    ``should_stop``, an ``on_chunk`` callback (e.g. :class:`minimaml.runs.StopOnInterrupt`),
+    can stop training early: then ``history["maml_steps"]`` / ``["pretrained_steps"]``
+    say how far each got, and pretraining (not started when MAML was stopped) returns
+    None as its params.
     """
     key = jax.random.key(config.seed)
     init_key, maml_key, pre_key = jax.random.split(key, 3)
@@ -86,24 +120,28 @@ def train(config: Config, progress: bool = True) -> tuple[PyTree, PyTree, dict[s
     sampler = task_sampler(config.meta_batch, config.support_size, config.query_size)
 
     start, timer = time.perf_counter(), ChunkTimer()
-    name = "FOMAML" if config.first_order and config.algorithm == "maml" else config.algorithm
+    name = {"maml": "FOMAML" if config.first_order else "MAML"}.get(config.algorithm,
+                                                                     config.algorithm)
     with ProgressBar(config.meta_steps, name, enabled=progress) as bar:
         learned, _, maml_losses = family.meta_train(
             config.algorithm, params0, sine_loss, sampler, maml_key,
             meta_steps=config.meta_steps, inner_lr=config.inner_lr, meta_lr=config.meta_lr,
-            options=config.options(), on_chunk=chain(timer, bar, timer.restart))
+            options=config.options(), on_chunk=chain(timer, bar, should_stop, timer.restart))
     maml_params = jax.block_until_ready(learned.params)
     maml_seconds = time.perf_counter() - start
 
-    start = time.perf_counter()
-    with ProgressBar(config.meta_steps, "pretraining", enabled=progress) as bar:
-        pre_params, _, pre_losses = pretrain(
-            params0, sine_loss, sampler, pre_key, steps=config.meta_steps, lr=config.meta_lr,
-            on_chunk=bar)
-    jax.block_until_ready(pre_params)
-    pre_seconds = time.perf_counter() - start
+    pre_params, pre_losses, pre_seconds = None, np.zeros((0,), np.float32), 0.0
+    if len(maml_losses) == config.meta_steps:
+        start = time.perf_counter()
+        with ProgressBar(config.meta_steps, "pretraining", enabled=progress) as bar:
+            pre_params, _, pre_losses = pretrain(
+                params0, sine_loss, sampler, pre_key, steps=config.meta_steps,
+                lr=config.meta_lr, on_chunk=chain(bar, should_stop))
+        jax.block_until_ready(pre_params)
+        pre_seconds = time.perf_counter() - start
     history = {"maml_losses": maml_losses, "pretrained_losses": pre_losses,
                "maml_seconds": maml_seconds, "pretrained_seconds": pre_seconds,
+               "maml_steps": len(maml_losses), "pretrained_steps": len(pre_losses),
                "ms_per_step": timer.ms_per_step(), "learned": learned}
     return maml_params, pre_params, history
 
@@ -174,33 +212,82 @@ def _curve_until_divergence(curves: np.ndarray, max_diverged_fraction: float) ->
             "diverged_after_step": last}
 
 
-def run(config: Config, out_dir: str | None = None,
-        progress: bool = True) -> tuple[PyTree, PyTree, dict[str, Any]]:
-    """Train, meta-test and (if ``out_dir``) write params, metrics.json and sinusoid.png."""
+OUTPUTS = ("maml_params.npz", "maml_inner_lr.npz", "pretrained_params.npz", "metrics.json",
+           "sinusoid.png")
+
+
+def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool = True,
+        log: Callable[[str], None] | None = None,
+        memory_limit_gb: float | None = None) -> tuple[PyTree, PyTree, dict[str, Any]]:
+    """Train, meta-test and (if ``out_dir``) write params, metrics.json and sinusoid.png.
+
+    Before the work: the run's largest arrays are estimated and refused above
+    ``memory_limit_gb`` (default: the device's memory), and ``out_dir`` is made, checked
+    writable and locked (:class:`minimaml.runs.RunFolder`). The outputs appear together
+    at the end; a failed run leaves the folder's previous results as they were.
+
+    With ``out_dir``, Ctrl-C stops training at the next chunk and the finished parts —
+    the params of each model trained so far, with ``interrupted.json`` saying how far —
+    go to ``out_dir/interrupted/``; :class:`minimaml.runs.Interrupted` says so.
+    ``log`` receives the lines meant for the user (the Ctrl-C notice).
+    """
     from .plots import plot
-    maml_params, pre_params, history = train(config, progress=progress)
-    metrics = {
-        "config": dataclasses.asdict(config),
-        "train_seconds": history["maml_seconds"],
-        "pretrain_seconds": history["pretrained_seconds"],
-        "ms_per_step": history["ms_per_step"],
-        "maml": evaluate(maml_params, config, learned=history["learned"]),
-        "pretrained": evaluate(pre_params, config),
-        "versions": versions(),
-    }
-    curves = {"maml_losses": history["maml_losses"],
-              "pretrained_losses": history["pretrained_losses"]}
-    if out_dir is not None:
-        out = pathlib.Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_params(out / "maml_params.npz", maml_params)
-        if history["learned"].learned_lr:
-            save_params(out / "maml_inner_lr.npz", history["learned"].inner_lr)
-        save_params(out / "pretrained_params.npz", pre_params)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        plot(maml_params, pre_params, {**metrics, "history": curves}, config,
-             path=out / "sinusoid.png", learned=history["learned"])
+    check_memory(estimate_memory(config), memory_limit_gb)
+    with contextlib.ExitStack() as stack:
+        folder = stop = None
+        if out_dir is not None:
+            folder = stack.enter_context(RunFolder(out_dir, OUTPUTS))
+            stop = stack.enter_context(StopOnInterrupt(log))
+        maml_params, pre_params, history = train(config, progress=progress, should_stop=stop)
+        if stop is not None and stop.requested:
+            raise Interrupted(_save_interrupted(folder, config, maml_params, pre_params,
+                                                history, "training"))
+        metrics = {
+            "config": dataclasses.asdict(config),
+            "train_seconds": history["maml_seconds"],
+            "pretrain_seconds": history["pretrained_seconds"],
+            "ms_per_step": history["ms_per_step"],
+            "maml": evaluate(maml_params, config, learned=history["learned"]),
+            "pretrained": evaluate(pre_params, config),
+            "versions": versions(),
+        }
+        curves = {"maml_losses": history["maml_losses"],
+                  "pretrained_losses": history["pretrained_losses"]}
+        if folder is not None:
+            if stop.requested:
+                raise Interrupted(_save_interrupted(folder, config, maml_params, pre_params,
+                                                    history, "the meta-test"))
+            save_params(folder.stage("maml_params.npz"), maml_params)
+            if history["learned"].learned_lr:
+                save_params(folder.stage("maml_inner_lr.npz"), history["learned"].inner_lr)
+            save_params(folder.stage("pretrained_params.npz"), pre_params)
+            folder.stage("metrics.json").write_text(json.dumps(metrics, indent=1))
+            plot(maml_params, pre_params, {**metrics, "history": curves}, config,
+                 path=folder.stage("sinusoid.png"), learned=history["learned"])
+            folder.commit()
     return maml_params, pre_params, {**metrics, "history": curves}
+
+
+def _save_interrupted(folder: RunFolder, config: Config, maml_params: PyTree,
+                      pre_params: PyTree | None, history: dict[str, Any], stage: str) -> str:
+    """Write the parts a stopped run finished into ``folder/interrupted/``; a line saying
+    what went where."""
+    steps = {"maml": history["maml_steps"], "pretrained": history["pretrained_steps"]}
+    if stage == "training":
+        stage = "MAML training" if steps["maml"] < config.meta_steps else "pretraining"
+    saved = []
+    for name, params in (("maml", maml_params), ("pretrained", pre_params)):
+        if params is not None:
+            save_params(folder.stage(f"{name}_params.npz"), params)
+            done = "finished" if steps[name] == config.meta_steps else \
+                f"after {steps[name]} of {config.meta_steps} steps"
+            saved.append(f"{'MAML' if name == 'maml' else 'pretrained'} params ({done})")
+    folder.stage("interrupted.json").write_text(json.dumps(
+        {"interrupted_during": stage, "steps": steps, "config": dataclasses.asdict(config),
+         "versions": versions()}, indent=1))
+    where = folder.commit(into="interrupted")
+    return (f"stopped during {stage}; saved the {' and the '.join(saved)} in {where}/ "
+            f"(the results already in {folder.path} are as they were)")
 
 
 def save_params(path: str | pathlib.Path, params: PyTree) -> None:
@@ -218,10 +305,10 @@ def format_table(metrics: dict[str, Any], shots: str = "5",
                  steps: tuple[int, ...] = (1, 5, 10)) -> str:
     """A markdown table of query MSE ± 95% CI after the given steps, both models.
 
-    Steps beyond the evaluated budget are left out.
+    Steps beyond the evaluated budget are left out; the budget's last step is shown.
     """
     budget = len(metrics["maml"][shots]["mse"]) - 1
-    steps = [n for n in steps if n <= budget] or [budget]
+    steps = sorted({n for n in steps if n <= budget} | {budget})
     head = "| model | " + " | ".join(f"{n} step{'s' * (n != 1)}" for n in steps) + " |"
     lines = [head, "|---" * (len(steps) + 1) + "|"]
     for name in ("maml", "pretrained"):

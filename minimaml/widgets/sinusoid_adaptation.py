@@ -4,7 +4,7 @@ No JAX recompilation when a control moves: the support set is always ``MAX_SHOTS
 points with a 0/1 mask selecting the first K, the inner loop always runs
 ``MAX_STEPS`` steps and keeps its trajectory (the steps slider just picks one), and
 α is a traced argument. :func:`adapt` and :func:`plot_data` are pure; the widget in
-:mod:`.playground` only draws what they return.
+:mod:`.sinusoid_playground` only draws what they return.
 """
 import importlib.resources
 from typing import NamedTuple
@@ -15,7 +15,8 @@ import numpy as np
 from ..checks import check_int, check_positive
 from ..maml import inner_loop
 from ..nets import mlp_apply
-from ..sinusoid import INPUT_RANGE, SineTasks, load_params, sample_tasks, sine_loss
+from ..sinusoid import (AMPLITUDE_RANGE, INPUT_RANGE, PHASE_RANGE, SineTasks, load_params,
+                        sine_loss)
 from ..types import PyTree
 
 MAX_SHOTS = 50              # K slider: 1..MAX_SHOTS
@@ -24,9 +25,10 @@ INNER_LR_RANGE = (1e-3, 1.0)  # α slider (log scale)
 QUERY_POINTS = 100          # held-out points of the task that the MSE readout uses
 GRID = np.linspace(*INPUT_RANGE, 200, dtype=np.float32)[:, None]  # (200, 1) plot inputs
 Y_LIMIT = 6.0               # the plot's y-range; amplitudes are at most 5
-Y_CLIP = 1.5 * Y_LIMIT      # predictions are clipped here: a diverged line leaves the plot
+Y_CLIP = Y_LIMIT            # predictions are clipped to the visible range: a diverged line
+                            # runs along the plot's edge instead of vanishing
 DIVERGED_MSE = 1e3          # a query MSE above this (or not finite) counts as diverged
-MSE_CLIP = (1e-4, 1e4)      # range of the plotted MSE curves (log axis)
+MSE_CLIP = (1e-3, 1e3)      # range of the plotted MSE curves (the log axis shows all of it)
 
 
 def load_shipped_params() -> tuple[PyTree, PyTree]:
@@ -42,20 +44,21 @@ def load_shipped_params() -> tuple[PyTree, PyTree]:
     return maml_params, pretrained_params
 
 
-@jax.jit
-def _sample_task(seed, index):
-    key = jax.random.fold_in(jax.random.key(seed), index)
-    return jax.tree.map(lambda a: a[0], sample_tasks(key, 1, MAX_SHOTS, QUERY_POINTS))
-
-
 def sample_task(seed: int, index: int = 0) -> SineTasks:
     """Task number ``index`` of the playground's sequence for ``seed`` (numpy arrays).
 
-    A :class:`minimaml.sinusoid.SineTasks` of ONE task (no task axis): amplitude and
-    phase are scalars, support_x/support_y: (MAX_SHOTS, 1), query_x/query_y:
-    (QUERY_POINTS, 1). A K-shot support set is the first K support points.
+    A :class:`minimaml.sinusoid.SineTasks` of ONE task (no task axis) from p(T):
+    amplitude and phase are scalars, support_x/support_y: (MAX_SHOTS, 1),
+    query_x/query_y: (QUERY_POINTS, 1). A K-shot support set is the first K support
+    points. Drawn with numpy (``default_rng([seed, index])``): nothing to compile.
     """
-    return jax.tree.map(np.asarray, _sample_task(int(seed), int(index)))
+    rng = np.random.default_rng([int(seed), int(index)])
+    amplitude = np.float32(rng.uniform(*AMPLITUDE_RANGE))
+    phase = np.float32(rng.uniform(*PHASE_RANGE))
+    x = rng.uniform(*INPUT_RANGE, size=(MAX_SHOTS + QUERY_POINTS, 1)).astype(np.float32)
+    y = (amplitude * np.sin(x - phase)).astype(np.float32)
+    return SineTasks(amplitude, phase, x[:MAX_SHOTS], y[:MAX_SHOTS], x[MAX_SHOTS:],
+                     y[MAX_SHOTS:])
 
 
 def check_params(params: PyTree, name: str = "params") -> None:
@@ -138,7 +141,16 @@ def diverged_at(adaptation: "Adaptation") -> int | None:
     return int(np.argmax(bad)) if bad.any() else None
 
 
-def view(adaptation: "Adaptation", steps: int) -> "PlotData":
+def clipped(adaptation: Adaptation) -> tuple[np.ndarray, np.ndarray]:
+    """Every step's predictions clipped to ±Y_CLIP, (MAX_STEPS + 1, len(GRID)), and the
+    query MSE curve clipped to MSE_CLIP, (MAX_STEPS + 1,): all finite, all on the plot."""
+    predictions = np.nan_to_num(adaptation.predictions, nan=Y_CLIP, posinf=Y_CLIP,
+                                neginf=-Y_CLIP)
+    curve = np.nan_to_num(adaptation.query_mse, nan=MSE_CLIP[1], posinf=MSE_CLIP[1])
+    return np.clip(predictions, -Y_CLIP, Y_CLIP), np.clip(curve, *MSE_CLIP)
+
+
+def view(adaptation: Adaptation, steps: int) -> PlotData:
     """The :class:`PlotData` of ``adaptation`` after ``steps`` steps (no JAX involved)."""
     check_int(steps, "steps", 0, MAX_STEPS)
     predictions = np.nan_to_num(adaptation.predictions[steps], nan=Y_CLIP,

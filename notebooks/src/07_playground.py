@@ -26,28 +26,28 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 #
 # Nothing here retrains anything: every slider move re-runs (or just indexes) the
 # inner loop of `minimaml.maml`, the same one chapter 3 meta-trained through. The
-# widget needs a live kernel; a saved copy shows a still picture.
+# kernel sends the numbers and your browser draws them (BENCHMARKS.md, "Widget
+# latency", has how long a move takes from key press to screen). The widget needs a
+# live kernel; a saved copy shows a still picture whose title gives the settings.
+# For a lecture, `make playground` serves this playground and an Omniglot one as a
+# standalone page (no code on it).
 
 # %% tags=["parameters"]
-seed = 0              # picks the tasks (and the random initialisation)
+seed = 0              # picks the tasks of section 3 (and its random initialisation)
 own_meta_steps = 5000 # meta-training steps for "bring your own parameters" below
 results_path = None   # the tests set this to collect a JSON summary
 
-# %%
-import json
-import pathlib
-
-import jax
-import numpy as np
-
-from minimaml import sinusoid
-from minimaml.widgets import INITS, adapt, load_shipped_params, playground, sample_task
-
 # %% [markdown]
 # ## 1. The playground
+#
+# The first time, JAX compiles the 50-step fine-tuning of the three networks (the
+# widget says "compiling…" meanwhile); after that no slider move compiles anything.
+# This cell runs on its own, e.g. after a kernel restart.
 
-# %%
-playground(seed=seed)
+# %% tags=["widget"]
+from minimaml.widgets import playground   # MAML and pretrained θ: the shipped ones
+
+playground(seed=0)
 
 # %% [markdown]
 # ## 2. Try this
@@ -63,9 +63,10 @@ playground(seed=seed)
 # - **Press ▶.** Over 50 steps the pretrained network creeps towards the points;
 #   MAML is most of the way there after the first few steps.
 # - **α up.** MAML was meta-trained for α = 0.01. Push α to 0.05–0.1 and its
-#   fine-tuning *diverges* within a few steps (the widget says so and clips the
-#   lines): the meta-learned initialisation sits where the support loss is steep, so
-#   that one small step moves far. The pretrained network tolerates larger steps.
+#   fine-tuning *diverges* within a few steps (the widget says so, and the lines run
+#   along the plot's edge): the meta-learned initialisation sits where the support
+#   loss is steep, so that one small step moves far. The pretrained network
+#   tolerates larger steps.
 # - **α down.** At α = 0.001 nobody moves much in 50 steps: MAML's advantage is not a
 #   better optimiser, it is a better starting point *for this optimiser and step
 #   size*.
@@ -77,6 +78,15 @@ playground(seed=seed)
 # stream: query MSE after 0, 1 and 10 steps with α = 0.01.
 
 # %%
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+from minimaml import sinusoid
+from minimaml.widgets import adapt, load_shipped_params, sample_task
+
 maml_params, pretrained_params = load_shipped_params()
 random_params = sinusoid.init_params(jax.random.fold_in(jax.random.key(seed), 1))
 inits = {"MAML": maml_params, "pretrained": pretrained_params, "random": random_params}
@@ -104,17 +114,29 @@ for row, mse in table.items():
 # parameters cell) of MAML and of the pretrained baseline.
 
 # %%
-config = sinusoid.Config(meta_steps=own_meta_steps, seed=seed)
+from minimaml import sinusoid
+from minimaml.widgets import playground
+
+own_meta_steps = globals().get("own_meta_steps", 5000)   # the parameters cell's, if it ran
+config = sinusoid.Config(meta_steps=own_meta_steps, seed=0)
 my_maml, my_pretrained, history = sinusoid.train(config, progress=False)
 print(f"meta-trained {own_meta_steps} steps in {history['maml_seconds']:.1f} s, "
       f"pretrained in {history['pretrained_seconds']:.1f} s")
-mine = playground(my_maml, my_pretrained, seed=seed)
-mine
+mine = playground(my_maml, my_pretrained, seed=0)
 
 # %% [markdown]
 # With a few thousand meta-steps instead of 70,000, MAML's one-step fit is already
 # far better than the pretrained one, but rougher than the shipped parameters'. Set
 # `own_meta_steps` to 70000 (about half a minute) to reproduce the shipped file.
+
+# %% [markdown]
+# ## 5. More widgets, where their ideas are taught
+#
+# Each is one call, runs on its own, and loads the shipped θ it needs (saying so):
+# `second_order_explorer()` (chapter 2: the second- and first-order meta-gradients,
+# per layer, as α changes), `meta_training_scrubber()` (chapter 3: θ along a
+# meta-training run), `first_vs_second_order()` (chapter 5) and
+# `omniglot_adaptation()` (chapter 6: a meta-trained conv net on new characters).
 
 # %%
 own = {name: float(data.query_mse) for name, data in mine.current.items()}

@@ -1,0 +1,177 @@
+"""What the command lines share: flags defined once, as a table, and one way of failing.
+
+A benchmark's command line is a list of :class:`Flag` (each names the ``Config`` field it
+sets) and a ``body(args)`` that builds the config and runs; :meth:`CommandLine.main`
+turns every error a user can meet into one line on stderr and an exit status:
+
+- 0 done; 2 bad input (a flag, the data, a busy --out, too large) or diverged training;
+- 1 the machine refused (disk full, permission denied, out of memory);
+- 130 interrupted by Ctrl-C (the line says what was saved and where).
+
+The checks themselves live in the configs and the library, which name their fields
+(``checkpoint_seconds``); the messages are said again here in terms of the flags the
+user typed (``--checkpoint-minutes ... got -5``).
+"""
+import argparse
+import dataclasses
+import errno
+import re
+import sys
+import warnings
+from typing import Any, Callable, Sequence
+
+from .checks import ArgumentError
+from .runs import Interrupted
+from .train import TrainingDiverged
+
+EXIT_BAD_INPUT, EXIT_SYSTEM, EXIT_INTERRUPTED = 2, 1, 130
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """One command-line flag.
+
+    ``type`` parses its text (None: a switch, False unless given); ``field`` is the
+    ``Config`` field it sets (default: the flag's name with underscores), converted by
+    ``to_field`` (e.g. minutes to seconds); ``in_config=False`` for flags the command
+    uses itself (``--out``). ``default`` None leaves the config's default.
+    ``repeat``: the flag may be given several times; the field gets the values as a tuple.
+    """
+    name: str
+    type: Callable[[str], Any] | None
+    help: str = ""
+    field: str | None = None
+    to_field: Callable[[Any], Any] | None = None
+    short: str | None = None
+    default: Any = None
+    in_config: bool = True
+    repeat: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+    @property
+    def target(self) -> str:
+        return self.field or self.dest
+
+
+class UsageError(ValueError):
+    """argparse's complaint (an unknown flag, a value that does not parse)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):   # one line instead of usage + message + exit
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class CommandLine:
+    """A command line made of ``flags``; see :meth:`main`."""
+
+    def __init__(self, prog: str, description: str, flags: Sequence[Flag]):
+        self.prog, self.description, self.flags = prog, description, tuple(flags)
+        self._by_target = {flag.target: flag for flag in self.flags}
+
+    def parser(self) -> argparse.ArgumentParser:
+        p = _Parser(prog=self.prog, description=self.description)
+        for flag in self.flags:
+            names = [flag.name] + ([flag.short] if flag.short else [])
+            if flag.type is None:
+                p.add_argument(*names, action="store_true", help=flag.help)
+            elif flag.repeat:
+                p.add_argument(*names, type=flag.type, action="append", help=flag.help)
+            else:
+                p.add_argument(*names, type=flag.type, default=flag.default, help=flag.help)
+        return p
+
+    def parse(self, argv: list[str] | None = None) -> argparse.Namespace:
+        return self.parser().parse_args(argv)
+
+    def config_fields(self, args: argparse.Namespace) -> dict[str, Any]:
+        """``{field: value}`` of the config flags given (switches only when set)."""
+        fields = {}
+        for flag in self.flags:
+            value = getattr(args, flag.dest)
+            if flag.in_config and value is not None and value is not False:
+                value = tuple(value) if flag.repeat else value
+                fields[flag.target] = flag.to_field(value) if flag.to_field else value
+        return fields
+
+    def explain(self, err: Exception, args: argparse.Namespace | None) -> str:
+        """``err``'s message in terms of the flags: an argument's name becomes its flag,
+        and a converted value (seconds) the value the user typed (minutes)."""
+        if isinstance(err, ArgumentError) and err.name in self._by_target:
+            flag = self._by_target[err.name]
+            value = getattr(args, flag.dest) if (args is not None and flag.to_field) \
+                else err.value
+            message = f"{flag.name} must be {err.allowed}; got {value!r}{err.note}"
+        else:
+            message = str(err)
+        return self._name_flags(message)
+
+    def _name_flags(self, message: str) -> str:
+        # Names with an underscore (``eval_tasks``), as whole words: not inside paths,
+        # other names or flags; plain words ("ways", "data") may be prose.
+        for target, flag in self._by_target.items():
+            if "_" not in target:
+                continue
+            message = re.sub(rf"(?<![\w./-]){re.escape(target)}(?![\w/-])", flag.name,
+                             message)
+        return message
+
+    def main(self, body: Callable[[argparse.Namespace], int],
+             argv: list[str] | None = None) -> int:
+        """Parse ``argv``, run ``body(args)`` and return its exit status; every error a
+        user can meet is printed as one line (``error: ...``) with the status above."""
+        args = None
+        with warnings.catch_warnings():
+            previous = warnings.formatwarning
+            warnings.formatwarning = lambda message, *rest: f"warning: {message}\n"
+            try:
+                args = self.parse(argv)
+                return body(args)
+            except TrainingDiverged as err:
+                return _fail(f"{err}; try a smaller learning rate (--inner-lr or --meta-lr)",
+                             EXIT_BAD_INPUT)
+            except Interrupted as err:
+                return _fail(f"interrupted: {err}", EXIT_INTERRUPTED)
+            except KeyboardInterrupt:
+                return _fail("interrupted (Ctrl-C); nothing more was saved", EXIT_INTERRUPTED)
+            except MemoryError:
+                return _fail("out of memory; try smaller sizes (see --help), or another "
+                             "machine", EXIT_SYSTEM)
+            except (ValueError, FileNotFoundError) as err:
+                return _fail(self.explain(err, args), EXIT_BAD_INPUT)
+            except OSError as err:
+                return _fail(describe_os_error(err), EXIT_SYSTEM)
+            except Exception as err:
+                if type(err).__name__ in ("JaxRuntimeError", "XlaRuntimeError") \
+                        and "RESOURCE_EXHAUSTED" in str(err):
+                    return _fail(f"the device ran out of memory ({_first_line(err)}); try "
+                                 f"smaller sizes, or --memory-limit-gb lower than the "
+                                 f"device's memory so the estimate refuses such runs",
+                                 EXIT_SYSTEM)
+                raise
+            finally:
+                warnings.formatwarning = previous
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an error the operating system reported, naming the file."""
+    where = f"{err.filename}: " if err.filename else ""
+    reason = err.strerror or _first_line(err)
+    hint = {errno.ENOSPC: "; free some space, or write elsewhere (--out)",
+            errno.EDQUOT: "; free some space, or write elsewhere (--out)",
+            errno.EROFS: "; choose a place you may write to"}.get(err.errno, "")
+    return f"{where}{reason}{hint}"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"error: {' '.join(message.split())}" if status != EXIT_INTERRUPTED
+          else ' '.join(message.split()), file=sys.stderr, flush=True)
+    return status

@@ -457,6 +457,7 @@ def test_omniglot_meta_test_sees_only_unseen_characters_for_eval_inner_steps(mon
 
     monkeypatch.setattr(experiment, "task_sampler", recording_sampler)
     monkeypatch.setattr(model, "finetune_curves", recording_curves)
+    monkeypatch.setattr(experiment, "finetune_curves", recording_curves)
     _, history = og.train(config, data, progress=False)
 
     assert len(trained_on) == 1 and len(trained_on[0]) == 30, "training saw no sampler"

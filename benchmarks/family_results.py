@@ -198,17 +198,21 @@ def omniglot_table(runs):
 
 def ship_sinusoid_params(runs):
     """θ (and learned rates) of every variant, one npz, for chapter 8's widget."""
-    tree, rates, made_by = {}, {}, {}
+    tree, rates, finetune_lr, made_by = {}, {}, {}, {}
     for label, run in runs.items():
         name = algorithm_of(label)
         if run["metrics"] is None or name in tree:     # the first setting that trained
             continue
         tree[name] = npz.load(run["out"] / "maml_params.npz")[0]
         made_by[name] = run["command"]
+        config = run["metrics"]["config"]
+        options = dict(config.get("algorithm_options") or [])
+        # the α it was meta-tested with (learned rates: the α they started from)
+        finetune_lr[name] = np.float64(options.get("eval_inner_lr", config["inner_lr"]))
         if (run["out"] / "maml_inner_lr.npz").exists():
             rates[name] = npz.load(run["out"] / "maml_inner_lr.npz")[0]
     npz.save(ROOT / "minimaml" / "data" / "family_sinusoid.npz",
-             {"params": tree, "inner_lr": rates})
+             {"params": tree, "inner_lr": rates, "finetune_lr": finetune_lr})
     return made_by
 
 

@@ -3,9 +3,10 @@
 Every variant of :mod:`minimaml.family` meta-learned on the paper's sinusoid config
 (the shipped ``minimaml/data/family_sinusoid.npz``, written by
 ``benchmarks/family_results.py``) fine-tunes on the same K support points, its own way:
-plain SGD at α for MAML, FOMAML, Reptile and iMAML, the head only for ANIL, the learned
-rates for Meta-SGD and MAML++ (scaled by α / 0.01, so the α slider still means
-something for them: at α = 0.01 they use exactly what they learned).
+plain SGD for MAML, FOMAML, Reptile and iMAML, the head only for ANIL, the learned
+rates for Meta-SGD and MAML++. The α slider scales every variant's own rate by
+α / 0.01: at α = 0.01 each fine-tunes exactly as it was meta-tested (MAML at 0.01,
+iMAML at the 0.002 it trained with, Meta-SGD and MAML++ with what they learned).
 
     from minimaml.widgets.family import family_widget
     family_widget()
@@ -33,7 +34,7 @@ from .canvas import BlitFigure
 from .sinusoid_adaptation import (GRID, INNER_LR_RANGE, MAX_SHOTS, MAX_STEPS, MSE_CLIP, Y_CLIP,
                                   Y_LIMIT, sample_task)
 
-TRAINED_INNER_LR = 0.01     # the α every shipped variant was meta-tested with
+TRAINED_INNER_LR = 0.01     # the slider's α at which every variant uses its own rate
 COLORS = dict(zip(ALGORITHMS, ("tab:blue", "tab:cyan", "tab:purple", "tab:olive", "tab:red",
                                "tab:green", "tab:brown")))
 
@@ -50,6 +51,7 @@ def shipped_learners() -> dict[str, Learned]:
             continue
         params = jax.tree.map(jax.numpy.asarray, shipped["params"][name])
         rates = shipped.get("inner_lr", {}).get(name)
+        own_lr = float(shipped.get("finetune_lr", {}).get(name, TRAINED_INNER_LR))
         if name == "metasgd":
             learners[name] = Learned(params, jax.tree.map(jax.numpy.asarray, rates),
                                      learned_lr=True)
@@ -58,7 +60,7 @@ def shipped_learners() -> dict[str, Learned]:
                                      lr_per_step=True, learned_lr=True)
         else:
             adapt = check_adapt(params, last_layer(params)) if name == "anil" else None
-            learners[name] = Learned(params, TRAINED_INNER_LR, adapt)
+            learners[name] = Learned(params, own_lr, adapt)
     return learners
 
 
@@ -84,16 +86,15 @@ def _adapt(params, rates, support_x, support_y, support_mask, query_x, query_y, 
 def adapt(learned: Learned, task: SineTasks, shots: int,
           inner_lr: float) -> tuple[np.ndarray, np.ndarray]:
     """Fine-tune ``learned`` on the first ``shots`` support points of ``task`` for MAX_STEPS
-    steps its way; a fixed α is replaced by ``inner_lr``, learned rates are scaled by
-    ``inner_lr / 0.01``. Returns (predictions on GRID: (MAX_STEPS + 1, len(GRID)),
+    steps its way, its rates (fixed or learned) scaled by ``inner_lr / 0.01``. Returns (predictions on GRID: (MAX_STEPS + 1, len(GRID)),
     query MSE: (MAX_STEPS + 1,)), numpy; values may be inf/NaN when α is too large."""
     check_int(shots, "shots (K)", 1, MAX_SHOTS)
     check_number(inner_lr, "inner_lr", *INNER_LR_RANGE)
+    scale = np.float32(inner_lr / TRAINED_INNER_LR)
     if learned.learned_lr:
-        scale = np.float32(inner_lr / TRAINED_INNER_LR)
         rates = jax.tree.map(lambda r: r * scale, learned.rates(MAX_STEPS))
     else:
-        rates = np.float32(inner_lr)
+        rates = np.float32(learned.inner_lr) * scale
     mask = (np.arange(MAX_SHOTS) < shots).astype(np.float32)
     out = _adapt(learned.params, rates, task.support_x, task.support_y, mask, task.query_x,
                  task.query_y, adapt=learned.adapt, lr_per_step=learned.lr_per_step)

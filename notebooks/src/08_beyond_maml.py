@@ -25,6 +25,7 @@ meta_steps = 3000     # per variant, for this chapter's own short comparison (se
 eval_tasks = 300      # meta-test tasks for that comparison
 seed = 0
 own_model_steps = 300 # meta-steps for the Flax / Equinox recipes (section 7)
+divergence_steps = 8000  # MAML++ with the rates at θ's Adam step, until it diverges (section 2)
 results_path = None   # the tests set this to collect a JSON summary
 
 # %%
@@ -126,10 +127,46 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 # for 70,000 meta-steps with 5 inner steps:
 
 # %%
-mamlpp_plan = family.mamlpp(params0, loss_fn, meta_steps=70_000, inner_lr=0.005, inner_steps=5)
+mamlpp_plan = family.mamlpp(params0, loss_fn, meta_steps=70_000, inner_lr=0.01, inner_steps=5,
+                            rate_meta_lr=1e-4)
 for until, objective in mamlpp_plan.schedule:
     print(f"until step {until:6d}: {'first ' if objective.first_order else 'second'} order, "
           f"step weights {np.round(np.asarray(objective.query_weights), 3)}")
+
+# %% [markdown]
+# One setting of MAML++ needs care: `rate_meta_lr`, Adam's learning rate for the learned
+# rates. Adam moves every parameter by about its learning rate each step, whatever the
+# size of the gradient. A rate that starts at the sinusoid's α = 0.01 therefore moves by
+# about 10% of itself per step at β = 10⁻³, ten times more than in MAML++'s own setting
+# (α starts at 0.1 in the official code's Omniglot config, `init_inner_loop_learning_rate`,
+# at the same β). The first cell shows one Adam step; the second trains the benchmark's
+# MAML++ run (same seed, same schedule as the 70,000-step one) with θ's β for the rates
+# for `divergence_steps` meta-steps, and says where its loss stopped being finite. With
+# `rate_meta_lr = β · α / 0.1 = 10⁻⁴` the full 70,000-step run trains (the table in
+# section 4).
+
+# %%
+one_step = {}
+for rate_meta_lr in (None, 1e-4):
+    learned_1, _, _ = family.meta_train("mamlpp", params0, loss_fn, sampler, train_key, meta_steps=1,
+                                        inner_lr=0.01, options={"inner_steps": 5, "rate_meta_lr": rate_meta_lr})
+    moved = np.concatenate([np.abs(np.ravel(r - 0.01)) for r in jax.tree.leaves(learned_1.inner_lr)])
+    one_step[str(rate_meta_lr)] = float(moved.max())
+    print(f"rate_meta_lr={rate_meta_lr}: after one meta-step the rates moved by up to {moved.max():.2e} "
+          f"({100 * moved.max() / 0.01:.0f}% of α = 0.01)")
+
+# %%
+full_schedule = {"inner_steps": 5, "first_order_steps": 70_000 // 3, "msl_steps": 70_000 // 10}
+try:
+    _, _, same_beta_losses = family.meta_train("mamlpp", params0, loss_fn, sampler, train_key,
+                                               meta_steps=divergence_steps, inner_lr=0.01,
+                                               options=full_schedule, steps_per_call=500)
+    same_beta = {"diverged_at_step": None, "steps": divergence_steps}
+    print(f"rates at θ's β: {divergence_steps} meta-steps, the loss stayed finite "
+          f"(last 100 steps' mean {same_beta_losses[-100:].mean():.3f})")
+except train.TrainingDiverged as err:
+    same_beta = {"diverged_at_step": err.step, "steps": divergence_steps}
+    print(f"rates at θ's β: the loss became {err.loss} at meta-step {err.step:,}")
 
 # %% [markdown]
 # iMAML is the odd one out: its meta-gradient is not the derivative of what the inner
@@ -163,15 +200,17 @@ print(f"{flat_phi.size} parameters: |CG implicit gradient − dense (I + H/λ)�
 # full-size benchmark below. Then the meta-test of chapter 3 on fresh tasks (K = 10),
 # each variant fine-tuned its own way (Meta-SGD and MAML++ with the rates they
 # learned — the last learned step's rate repeated past the steps they trained —,
-# ANIL the head only, the others plain SGD at α = 0.01), and the time per meta-step
-# measured in this kernel (median over chunks after the first, which compiles).
+# ANIL the head only, iMAML plain SGD at the α = 0.002 of its inner solve, without the
+# regulariser, as the authors' code meta-tests, the others plain SGD at α = 0.01), and
+# the time per meta-step measured in this kernel (median over chunks after the first,
+# which compiles).
 
 # %%
 SETTINGS = {   # (inner_lr, recipe options): the same as benchmarks/family_results.py
     "maml": (0.01, {}), "fomaml": (0.01, {}), "metasgd": (0.01, {}), "anil": (0.01, {}),
-    "mamlpp": (0.005, {"inner_steps": 5}),
+    "mamlpp": (0.01, {"inner_steps": 5, "rate_meta_lr": 1e-4}),
     "reptile": (0.02, {"inner_steps": 5, "eval_inner_lr": 0.01}),
-    "imaml": (0.002, {"inner_steps": 40, "reg": 5.0, "eval_inner_lr": 0.01}),
+    "imaml": (0.002, {"inner_steps": 40, "reg": 5.0}),
 }
 eval_set = sinusoid.sample_tasks(jax.random.fold_in(task_key, 1), eval_tasks, 10, 100)
 race = {}
@@ -236,6 +275,7 @@ plt.show()
 
 # %%
 shipped = shipped_results()
+learners_for_curvature = shipped_learners()
 for benchmark in ("sinusoid", "omniglot"):
     if benchmark in shipped:
         display(Markdown(f"**{benchmark}** — from {shipped[benchmark]['section']}; "
@@ -262,17 +302,98 @@ for ax, k in zip(axes, ("5", "10")):
 plt.show()
 
 # %% [markdown]
+# **Past the trained steps (†).** Meta-SGD learned its rates for one inner step, MAML++
+# for five; the table takes them further by repeating the last learned step's rates,
+# and marks those cells †. Nothing in training made those rates good for more steps,
+# and the shipped results say what happens:
+
+# %%
+past_trained = {}
+for name in ("metasgd", "mamlpp"):
+    r = sin.get(name)
+    if not r or "settings" not in r:
+        continue
+    trained_steps = int(r["settings"].split()[0])
+    for k in ("5", "10"):
+        res = r["mse"][k]
+        mse = res["mse"]
+        past_trained[f"{name} K={k}"] = {"trained_steps": trained_steps, "diverged_tasks": res["diverged_tasks"],
+                                         "diverged_after_step": res.get("diverged_after_step")}
+        trained_cell = f"{mse[trained_steps]:.3f}"
+        later = ", ".join(f"step {n}: {'diverged' if mse[n] is None else f'{mse[n]:.3g}'}"
+                          for n in (5, 10) if n > trained_steps)
+        print(f"{name:>8} K={k:>2}: {trained_cell} after its {trained_steps} trained step(s); {later}; "
+              f"{res['diverged_tasks']} of {res['tasks']} tasks' MSE became non-finite within 10 steps")
+
+# %% [markdown]
+# **Why ANIL blows up at K = 5.** With only the head adapting, the support loss is a
+# quadratic in the head's weights (MSE of a linear layer on fixed features), and
+# gradient descent on a quadratic diverges exactly when α exceeds 2/λ_max, λ_max the
+# largest eigenvalue of its Hessian. Meta-training with one step of α = 0.01 rewards
+# features that make that one step large, and nothing stops λ_max from passing 2/α = 200
+# on some tasks. We compute it for the shipped ANIL and MAML θ on the 600 meta-test
+# tasks of each K:
+
+# %%
+def head_hessian_max(params, support):
+    """λ_max of the support loss's Hessian in the last layer's weights and bias."""
+    flat_head, unravel = ravel_pytree(params[-1])
+    hessian = jax.hessian(lambda h: loss_fn(params[:-1] + [unravel(h)], support))(flat_head)
+    return jnp.linalg.eigvalsh(hessian)[-1]
+
+head_curvature = {}
+for name in ("anil", "maml"):
+    if name not in learners_for_curvature:
+        continue
+    for k in (5, 10):
+        eval_tasks_k = sinusoid.evaluation_tasks(sinusoid.Config(), k)
+        lam = np.asarray(jax.vmap(lambda s: head_hessian_max(learners_for_curvature[name].params, s))(
+            eval_tasks_k.support))
+        head_curvature[f"{name} K={k}"] = {"median": float(np.median(lam)), "max": float(lam.max()),
+                                           "above_2_over_alpha": float((lam > 2 / 0.01).mean())}
+        print(f"{name:>4} K={k:>2}: head λ_max median {np.median(lam):6.1f}, max {lam.max():6.1f}; "
+              f"{100 * (lam > 200).mean():4.1f}% of tasks above 2/α = 200")
+
+# %% [markdown]
+# ANIL's meta-learned features give the head a few times MAML's curvature, so more of its
+# K = 5 tasks sit above 2/α and
+# diverge when fine-tuned for many steps at the α it trained with. The fix a careful
+# user would make is at meta-test, not in training: a smaller step for the longer
+# fine-tuning, below 2/λ_max on every task — the table's `anil_finetune-lr-0.005` row
+# (same training, fine-tuned at α = 0.005).
+#
+# iMAML's θ is tuned to its inner solver in the same way: it trained with 40 steps at
+# α = 0.002. Fine-tuned at that α (the table), and at MAML's α = 0.01:
+
+# %%
+imaml_alpha = {}
+if "imaml" in learners_for_curvature:
+    theta = learners_for_curvature["imaml"].params
+    for k in (5, 10):
+        eval_tasks_k = sinusoid.evaluation_tasks(sinusoid.Config(), k)
+        for alpha in (learners_for_curvature["imaml"].inner_lr, 0.01):
+            curves = family.Learned(theta, alpha).finetune_curves(loss_fn, eval_tasks_k.support,
+                                                                  eval_tasks_k.query, 10)
+            diverged = int((~np.isfinite(curves).all(axis=1)).sum())
+            imaml_alpha[f"K={k} α={alpha:g}"] = diverged
+            print(f"iMAML K={k:>2}, SGD at α = {alpha:g}: {diverged} of {len(curves)} tasks' MSE "
+                  f"non-finite within 10 steps")
+
+# %% [markdown]
 # ## 5. Same task, every θ
 #
 # The widget fine-tunes one task from each variant's full-size θ, each its own way.
-# **K** and **steps** work as in chapter 7's playground. **α** is the step size for
-# the variants with a fixed one; for Meta-SGD and MAML++, whose rates were learned, it
-# scales them (α / 0.01: at 0.01 they use exactly what they learned). The last panel
-# is each variant's query MSE on 100 fresh points of the task after every step. The
-# widget needs a live kernel; a saved copy shows a still picture.
+# **K** and **steps** work as in chapter 7's playground. **α** scales every variant's
+# own rate by α / 0.01: at α = 0.01 each fine-tunes exactly as it was meta-tested (MAML,
+# FOMAML, ANIL and Reptile at 0.01, iMAML at its 0.002, Meta-SGD and MAML++ with the
+# rates they learned). The last panel is each variant's query MSE on 100 fresh points
+# of the task after every step. The widget needs a live kernel; a saved copy shows a
+# still picture. The cell runs on its own after a restart.
 
-# %%
-family_widget(seed=seed)
+# %% tags=["widget"]
+from minimaml.widgets.family import family_widget   # every variant's shipped θ
+
+family_widget(seed=0)
 
 # %% [markdown]
 # Things to try: at steps = 1, compare Meta-SGD with MAML (Meta-SGD's one step was
@@ -307,7 +428,7 @@ if "mamlpp" in learners:
             r = np.asarray(layer[n])
             axes[1].plot(np.arange(1, len(r) + 1), r, style, marker="o", color=f"C{i}", label=f"layer {i} {n}")
             rates_summary.setdefault("mamlpp", {})[f"layer {i} {n}"] = r.tolist()
-    axes[1].axhline(0.005, color="k", ls=":", label="start: α = 0.005")
+    axes[1].axhline(0.01, color="k", ls=":", label="start: α = 0.01")
     axes[1].set(xlabel="inner step", ylabel="learned rate", title="MAML++ (LSLR): one rate per tensor and step")
     axes[1].legend(fontsize=7, ncol=2)
 plt.show()
@@ -384,32 +505,63 @@ except ImportError:
 #
 # ## 8. When to pick which
 #
-# Read with the tables of section 4 (one seed, one machine; the settings of the
-# variants that are not MAML were chosen by us from a few short runs, not tuned):
-#
+# First the numbers this advice leans on, read from the shipped tables (one seed, one
+# machine; the settings of the variants other than MAML are the papers' where they
+# give them for the benchmark and otherwise ours from a few short runs, not tuned):
+
+# %%
+def table_row(benchmark, name):
+    row = shipped.get(benchmark, {}).get("results", {}).get(name)
+    return row if row and "failed" not in row else None
+
+compare = {}
+maml_sin, maml_omni = table_row("sinusoid", "maml"), table_row("omniglot", "maml")
+for name in family.ALGORITHMS:
+    line = [f"{name:>8}:"]
+    row = table_row("sinusoid", name)
+    if row and maml_sin:
+        own = int(row["settings"].split()[0])
+        at = min(max(own, 1), 10)
+        mse10 = row["mse"]["10"]["mse"][at]
+        compare[f"sinusoid {name}"] = {"steps": at, "mse_k10": mse10, "ms_ratio": row["ms_per_step"] / maml_sin["ms_per_step"]}
+        line.append(f"sinusoid K=10 after {at} step(s) {mse10:.3f} (MAML after 1: {maml_sin['mse']['10']['mse'][1]:.3f}); "
+                    f"{row['ms_per_step'] / maml_sin['ms_per_step']:.2f}× MAML's ms/meta-step;")
+    row = table_row("omniglot", name)
+    if row and maml_omni:
+        compare[f"omniglot {name}"] = {"accuracy": row["accuracy"], "meta_steps": row["meta_steps"],
+                                       "ms_ratio": row["ms_per_step"] / maml_omni["ms_per_step"]}
+        line.append(f"Omniglot {100 * row['accuracy']:.1f}% in {row['meta_steps']:,} meta-steps, "
+                    f"{row['ms_per_step'] / maml_omni['ms_per_step']:.2f}× MAML's ms/meta-step")
+    print(" ".join(line))
+
+# %% [markdown]
 # - **MAML** is the reference; start there when the model is small enough that the
 #   second-order backward pass fits (chapter 5 measures its memory).
-# - **FOMAML** when memory or time per step is the limit: about half the time per
-#   meta-step on these networks (the ms columns), and on these benchmarks close to
-#   MAML (chapter 5 compares them with error bars).
-# - **Meta-SGD** when one or very few fine-tuning steps is all you will take: it
-#   learns the step entry by entry. Its rates are learned for the number of steps it
-#   trained with — taken further, they can overshoot (see its 5- and 10-step cells).
+# - **FOMAML** when memory or time per step is the limit. It drops the Hessian term;
+#   chapter 5 compares it with MAML with error bars, and the ratios above give its
+#   cost per meta-step here.
+# - **Meta-SGD** when one or very few fine-tuning steps is all you will take: it learns
+#   the step entry by entry, and its one-step cells are its best. Its rates are learned
+#   for the number of steps it trained with; taken further they overshoot (the †
+#   cells, and the printout of section 4). Train it with the number of steps you will
+#   use at test time (the recipe's `inner_steps`).
 # - **ANIL** when the body's features can be shared and only a head needs to adapt:
-#   its inner loop is cheaper (no backward pass through the body), and Raghu et al.
-#   found it matched MAML on few-shot image classification. A sinusoid's amplitude and
-#   phase are not a linear head on fixed features, which is where it falls behind here.
-# - **MAML++** for many inner steps with a deep network, where plain MAML's training is
-#   unstable (the paper's motivation). Learned per-step rates in the same Adam as θ can
-#   also destabilise training when α is as small as the sinusoid's (in our short runs
-#   some settings diverged); its stabilisers need settings of their own.
+#   its inner loop never differentiates the body (section 1), and Raghu et al. (2020,
+#   §4) found it matched MAML on few-shot image classification. Mind the step size when
+#   fine-tuning longer than it trained: section 4 shows why its head can diverge.
+# - **MAML++** when you will fine-tune for several steps: it trains the loss after each
+#   of them and learns a rate per layer and step. Give the rates an Adam step matched to
+#   their size (`rate_meta_lr`, section 2) when α is small; past its trained steps the
+#   learned rates are not promised to help (the † cells).
 # - **Reptile** when you want no meta-gradient at all — no second derivatives, no
-#   query/support split —, for instance with models or losses that are awkward to
-#   differentiate twice.
-# - **iMAML** when you want many inner steps (memory independent of their number) and a
-#   meta-gradient of the regularised inner solution. It has the most settings to get
-#   right: the regulariser λ, the inner solver's step and count, CG steps; with too
-#   large an inner step the inner solve itself diverges (it did in our short runs).
+#   query/support split — for instance with models or losses awkward to differentiate
+#   twice.
+# - **iMAML** when you want many inner steps with memory independent of their number and
+#   a meta-gradient of the regularised inner solution. It has the most settings to get
+#   right (λ, the inner solver's step and count, CG steps) and its θ is tuned to the
+#   inner solver it trained with: fine-tune it the same way (here, SGD at the α of its
+#   inner solve, as the authors' code does at test time); the printout of section 4
+#   shows what plain SGD at MAML's α does from its θ.
 #
 # ## Exercises
 #
@@ -436,9 +588,15 @@ summary = {
     "head_only_body_moved": body_moved,
     "imaml_dense_max_abs_diff": imaml_gap,
     "mamlpp_phases": [[until, bool(o.first_order)] for until, o in mamlpp_plan.schedule],
+    "mamlpp_first_rate_step": one_step,
+    "mamlpp_same_beta": same_beta,
     "shipped_tables": sorted(shipped),
     "rates_summary": rates_summary,
+    "past_trained": past_trained,
+    "head_curvature": head_curvature,
+    "imaml_alpha": imaml_alpha,
     "own_model": own_model,
+    "compare": compare,
 }
 if results_path:
     pathlib.Path(results_path).write_text(json.dumps(summary, indent=1))

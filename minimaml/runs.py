@@ -302,3 +302,24 @@ class StopOnInterrupt:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy/JAX numbers and arrays turned into JSON's floats, ints and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    array = np.asarray(value)
+    return array.tolist() if array.ndim else array.item()
+
+
+def write_results(path: Any, **results: Any) -> None:
+    """Write a chapter's key numbers as JSON to ``path`` (the notebook tests read them);
+    do nothing when ``path`` is None, as when a reader runs the chapter."""
+    if path is None:
+        return
+    import json
+    import pathlib
+    pathlib.Path(path).write_text(json.dumps(_plain(results), indent=1))

@@ -10,6 +10,12 @@ into ``notebooks/*.ipynb``; this script adds the cleaning and the full-size runs
     python scripts/build_notebooks.py --clean-only 03   # strip noise from an .ipynb run in Lab
     python scripts/build_notebooks.py --sync-markdown 03  # prose edits only: keep the run's outputs
     python scripts/build_notebooks.py --colab-cell      # refresh every chapter's Colab setup cell
+    python scripts/build_notebooks.py --solutions --execute   # the exercises' solutions, run
+
+The exercises' solutions are built the same way, from ``notebooks/solutions/src/`` into
+``notebooks/solutions/`` (``--solutions``). A full-size ``--execute`` of a chapter
+records its wall time and machine in ``notebooks/run_times.json``, which chapter 0's
+chapter map shows.
 
 Executing uses papermill with the notebook's own (full-size) parameters, in a fresh
 kernel started in ``notebooks/``. The result is cleaned (no papermill/timing metadata,
@@ -39,6 +45,8 @@ except ModuleNotFoundError:      # Python 3.10
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = NOTEBOOKS / "src"
+SOLUTIONS = NOTEBOOKS / "solutions"
+RUN_TIMES = NOTEBOOKS / "run_times.json"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 # The Colab cell is left out of the course website (readers there have the launch menu).
@@ -200,6 +208,30 @@ def sync_markdown(source_path, path):
     return changed
 
 
+def record_run_time(name, seconds, path=RUN_TIMES):
+    """Keep a chapter's full-size run time, with the machine it ran on, in ``path`` (JSON)."""
+    import datetime
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except (AttributeError, OSError):
+        load = "unknown"
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[name] = {"seconds": round(seconds, 1), "machine": f"{cpu}, {os.cpu_count()} cores",
+                   "load_after": load, "date": datetime.date.today().isoformat()}
+    path.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+
+
 def _has_outputs(path):
     nb = nbformat.read(path, as_version=4)
     return any(cell.get("outputs") for cell in nb.cells)
@@ -219,11 +251,14 @@ def main(argv=None):
                              "committed notebook (runs nothing; other cells stay as they are)")
     parser.add_argument("--force", action="store_true",
                         help="without --execute: overwrite a notebook that holds outputs")
+    parser.add_argument("--solutions", action="store_true",
+                        help="the exercises' solutions (notebooks/solutions/src) instead of the chapters")
     parser.add_argument("--max-mb", type=float, default=1.5)
     args = parser.parse_args(argv)
+    sources_dir, out_dir = (SOLUTIONS / "src", SOLUTIONS) if args.solutions else (SOURCES, NOTEBOOKS)
 
     if args.clean_only:
-        paths = sorted(p for p in NOTEBOOKS.glob("*.ipynb")
+        paths = sorted(p for p in out_dir.glob("*.ipynb")
                        if not args.names or p.name.startswith(tuple(args.names)))
         for path in paths:
             nb = clean(nbformat.read(path, as_version=4))
@@ -232,13 +267,13 @@ def main(argv=None):
             print(f"cleaned {path.name} ({size:.2f} MB)")
         return 0
 
-    sources = sorted(p for p in SOURCES.glob("[0-9][0-9]_*.py")
+    sources = sorted(p for p in sources_dir.glob("[0-9][0-9]_*.py")
                      if not args.names or p.name.startswith(tuple(args.names)))
     if not sources:
-        print(f"no sources match {args.names} in {SOURCES}", file=sys.stderr)
+        print(f"no sources match {args.names} in {sources_dir}", file=sys.stderr)
         return 2
     for src in sources:
-        path = NOTEBOOKS / (src.stem + ".ipynb")
+        path = out_dir / (src.stem + ".ipynb")
         if args.colab_cell:
             text = with_colab_cell(src.read_text())
             src.write_text(text)
@@ -256,10 +291,15 @@ def main(argv=None):
         nb = build(src)
         nbformat.write(nb, path)
         if args.execute:
+            import time
+            start = time.perf_counter()
             nb = clean(execute(path))
+            seconds = time.perf_counter() - start
             size = check_clean(nb, path.name, args.max_mb)
             nbformat.write(nb, path)
-            print(f"executed {path.name} ({size:.2f} MB)")
+            if not args.solutions:
+                record_run_time(src.stem, seconds)
+            print(f"executed {path.name} in {seconds:.0f} s ({size:.2f} MB)")
         else:
             print(f"built {path.name}")
     return 0

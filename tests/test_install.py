@@ -1,5 +1,6 @@
 """`pip install minimaml` needs only jax, optax and numpy: the core imports and trains in a
-fresh virtual environment without the notebook or Omniglot extras."""
+fresh virtual environment without the notebook or Omniglot extras, and the exercise checks
+run there (they work on Colab and Binder as they do here)."""
 import os
 import pathlib
 import subprocess
@@ -19,6 +20,12 @@ assert not absent, f"extras installed with the core: {absent}"
 params, _, losses = minimaml.train.meta_train(
     init_params(jax.random.key(0)), sine_loss, task_sampler(2, 5, 5), jax.random.key(1),
     meta_steps=5, inner_lr=0.01, steps_per_call=5)
+# The chapters' exercise checks and the seed study's summary need nothing more.
+import json, importlib.resources
+from minimaml.exercises import all_exercises
+from minimaml.exercises.one_task import check_sgd_step
+assert check_sgd_step.grade(check_sgd_step.reference).passed and len(all_exercises()) >= 15
+json.loads((importlib.resources.files("minimaml") / "data" / "sinusoid_seeds.json").read_text())
 print("core ok", minimaml.__file__, len(losses))
 """
 
@@ -33,7 +40,7 @@ def test_core_installs_imports_and_trains_without_the_extras(tmp_path):
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
     # Run outside the checkout, so the installed copy is imported, not ./minimaml.
-    # (and without PYTHONPATH, which a developer may point at a worktree).
+    # Without PYTHONPATH too: a checkout put on it (as the developers' setup does) would win.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([str(python), "-c", CORE_RUN], cwd=tmp_path, capture_output=True,
                             text=True, env=env)

@@ -14,11 +14,9 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # initialised network trained with plain gradient descent on K = 5 or 10 points does
 # not learn the function behind them — while the same network, given many points,
 # does. That failure is the question MAML answers.
-#
-# Everything here runs on a laptop CPU in a few seconds.
 
 # %% tags=["parameters"]
-seed = 0            # same seed, same numbers
+seed = 0            # same seed, same numbers (on one machine)
 amplitude = 4.0     # A of our example task
 phase = 1.0         # φ of our example task
 fit_steps = 5000    # gradient-descent steps when we train "to convergence"
@@ -27,13 +25,11 @@ many_points = 200   # the "lots of data" comparison
 results_path = None # the tests set this to collect a JSON summary
 
 # %%
-import json
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Markdown, display
 
 from minimaml import maml, sinusoid
 from minimaml.nets import mlp_apply
@@ -53,8 +49,8 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # | paper | code | what it is |
 # |---|---|---|
 # | K ("K-shot") | `support_size` | how many labelled points we may learn from |
-# | support set (training data of T) | `support_x, support_y`, shapes `(K, 1)` | the K points we fine-tune on |
-# | query set (test data of T) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, only to measure |
+# | support set (the K datapoints D of the paper's Algorithm 2) | `support_x, support_y`, shapes `(K, 1)` | the K points we fine-tune on |
+# | query set (D′ᵢ in Algorithm 2) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, only to measure |
 # | L_T(f_θ) | `sinusoid.sine_loss(params, (x, y))` | mean squared error of the network on a set |
 # | θ | `params` | the network's weights: a list of `{"w", "b"}` dicts |
 #
@@ -75,14 +71,14 @@ query_x = jnp.linspace(-5.0, 5.0, 200)[:, None]
 query_y = sinusoid.sine(query_x, amplitude, phase)
 query = (query_x, query_y)
 
-def support_set(k):
-    """The K-shot support set: (support_x: (K, 1), support_y: (K, 1))."""
+def support_set(pool_x, pool_y, k):
+    """The K-shot support set: the first k points of the pool, shapes (k, 1) and (k, 1)."""
     return pool_x[:k], pool_y[:k]
 
 fig, ax = plt.subplots(figsize=(7, 3))
 ax.plot(query_x[:, 0], query_y[:, 0], "k-", lw=1, label=f"y = {amplitude}·sin(x − {phase})")
 for k, marker in ((10, "o"), (5, "^")):
-    sx, sy = support_set(k)
+    sx, sy = support_set(pool_x, pool_y, k)
     ax.plot(sx[:, 0], sy[:, 0], marker, ms=9 if k == 5 else 12, mfc="none" if k == 10 else None,
             label=f"K = {k} support points")
 ax.set(xlabel="x", ylabel="y", title="One task from p(T)")
@@ -92,15 +88,20 @@ plt.show()
 # %% [markdown]
 # ## 2. The network and the loss
 #
-# The paper's regressor is a small MLP, 1 → 40 → 40 → 1 with ReLU. Its weights start
-# as tiny random numbers (truncated normal, std 0.01, as in the official code), so a
-# fresh network predicts ≈ 0 everywhere.
+# The paper's regressor is a small MLP, 1 → 40 → 40 → 1 with ReLU (Section 5.1). Its
+# weights start as tiny random numbers (truncated normal, std 0.01, as in the official
+# code's `construct_fc_weights` in `maml.py`; biases zero), so a fresh network's output
+# is tiny everywhere:
 
 # %%
 params = sinusoid.init_params(init_key)
+fresh_mse = float(sinusoid.sine_loss(params, query))
+fresh_output = float(jnp.max(jnp.abs(mlp_apply(params, query_x))))
 print("layer shapes:", [(layer["w"].shape, layer["b"].shape) for layer in params])
 print("number of weights:", sum(x.size for x in jax.tree.leaves(params)))
-print(f"loss of the fresh network on the query set: {sinusoid.sine_loss(params, query):.3f}")
+print(f"largest |output| of the fresh network on x ∈ [−5, 5]: {fresh_output:.1e}")
+print(f"its loss on the query set: {fresh_mse:.3f} "
+      f"(the mean of y² there: {float(jnp.mean(query_y ** 2)):.3f})")
 
 # %% [markdown]
 # ## 3. Plain gradient descent on K points
@@ -111,23 +112,26 @@ print(f"loss of the fresh network on the query set: {sinusoid.sine_loss(params, 
 
 # %%
 @jax.jit
-def gd_step(params, support):
+def gd_step(params, support, inner_lr):
+    """One gradient-descent step on the support loss: θ − α ∇L_support(θ)."""
     grads = jax.grad(sinusoid.sine_loss)(params, support)
     return jax.tree.map(lambda p, g: p - inner_lr * g, params, grads)
 
+support5 = support_set(pool_x, pool_y, 5)
 fitted = params
 for _ in range(100):
-    fitted = gd_step(fitted, support_set(5))
-print(f"after 100 steps: support loss {sinusoid.sine_loss(fitted, support_set(5)):.3f}")
+    fitted = gd_step(fitted, support5, inner_lr)
+print(f"support loss: {sinusoid.sine_loss(params, support5):.3f} before, "
+      f"{sinusoid.sine_loss(fitted, support5):.3f} after 100 steps")
 
 # %% [markdown]
 # That loop is exactly what `minimaml.maml.inner_loop` does — it is the *inner loop* of
-# MAML — except that it runs the steps inside one `lax.scan` (compiled once, fast for
-# thousands of steps) and can return the whole trajectory of parameters. We check the
-# two agree, then use the library call from here on.
+# MAML — except that it runs the steps inside one `lax.scan` (compiled once, however
+# many steps) and can return the whole trajectory of parameters. We check the two
+# agree, then use the library call from here on.
 
 # %%
-same = maml.inner_loop(params, sinusoid.sine_loss, support_set(5), inner_lr, 100)
+same = maml.inner_loop(params, sinusoid.sine_loss, support5, inner_lr, 100)
 gap = max(float(jnp.max(jnp.abs(a - b))) for a, b in
           zip(jax.tree.leaves(same), jax.tree.leaves(fitted)))
 print(f"largest difference between our loop and inner_loop: {gap:.1e}")
@@ -138,21 +142,21 @@ assert gap < 1e-5
 #
 # Now we give gradient descent every chance: `fit_steps` steps from the fresh network,
 # on K = 5, K = 10, and `many_points` support points. We record the support loss (what
-# gradient descent minimises) and the query loss (what we care about) at every step.
+# gradient descent minimises) and the query loss (what we care about) along the way.
 
 # %%
-def fit(k, steps):
-    """Query and support loss after 0..steps GD steps on K=k points, and the final params."""
-    support = support_set(k)
+def fit(params, support, query, inner_lr, steps):
+    """Support and query loss along `steps` GD steps (about 200 snapshots), and the final params."""
     adapted, traj = maml.inner_loop(params, sinusoid.sine_loss, support, inner_lr, steps,
                                     trajectory=True)
-    every = max(1, steps // 200)           # evaluate ~200 snapshots of the trajectory
+    every = max(1, steps // 200)
     snapshots = jax.tree.map(lambda a: a[::every], traj.params)
     query_curve = jax.vmap(sinusoid.sine_loss, in_axes=(0, None))(snapshots, query)
     return {"steps": np.arange(0, steps + 1, every), "support": np.asarray(traj.losses[::every]),
             "query": np.asarray(query_curve), "params": adapted}
 
-runs = {k: fit(k, fit_steps) for k in (5, 10, many_points)}
+runs = {k: fit(params, support_set(pool_x, pool_y, k), query, inner_lr, fit_steps)
+        for k in (5, 10, many_points)}
 table = {k: {"support_mse": float(r["support"][-1]), "query_mse": float(r["query"][-1])}
          for k, r in runs.items()}
 print(f"{'K':>5} | support MSE | query MSE   (after {fit_steps} steps, α = {inner_lr})")
@@ -162,7 +166,7 @@ for k, row in table.items():
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), constrained_layout=True)
 for ax, (k, run) in zip(axes, runs.items()):
-    sx, sy = support_set(k)
+    sx, sy = support_set(pool_x, pool_y, k)
     ax.plot(query_x[:, 0], query_y[:, 0], "k-", lw=1, label="true function")
     ax.plot(query_x[:, 0], mlp_apply(run["params"], query_x)[:, 0], "C3--",
             label=f"after {fit_steps} steps")
@@ -179,27 +183,48 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# With K = 5 gradient descent does its job — the support loss falls towards zero — but
-# the curve it finds passes through the five points and is wrong almost everywhere
-# else: the query loss stays high. K = 10 fares no better. With `many_points`
-# points the very same network, loss and optimiser recover the sine wave: the problem
-# is not the model, it is the data.
-#
+# What the table says, in words (computed from it, so it stays true when you change the
+# parameters):
+
+# %%
+few, ten, lots = table[5], table[10], table[many_points]
+start5 = float(runs[5]["support"][0])
+display(Markdown(
+    f"- **K = 5**: gradient descent does its job on the support set, taking its loss from "
+    f"{start5:.2f} to {few['support_mse']:.3f}; but its query loss is {few['query_mse']:.2f}, "
+    f"{few['query_mse'] / few['support_mse']:.0f}× the support loss and "
+    f"{'higher' if few['query_mse'] > fresh_mse else 'lower'} than the {fresh_mse:.2f} of "
+    f"the fresh network, which predicts ≈ 0.\n"
+    f"- **K = 10**: support loss {ten['support_mse']:.3f}, query loss {ten['query_mse']:.2f} "
+    f"(K = 5: {few['query_mse']:.2f}).\n"
+    f"- **{many_points} points**: the very same network, loss and step size reach a query "
+    f"loss of {lots['query_mse']:.3f}, {fresh_mse / lots['query_mse']:.0f}× below the fresh "
+    f"network's."))
+
+# %% [markdown]
+# With five or ten points the fitted curve passes near its points and misses the
+# function elsewhere (the figure); with many points it does not. The network, the loss
+# and the optimiser are the same in all three: the problem is not the model, it is the
+# data.
+
+# %% [markdown]
 # ## 5. And with the budget MAML allows?
 #
-# At meta-test time the paper gives the learner K points and **1 to 10 gradient steps**
-# of size α. From a fresh network that budget does essentially nothing:
+# At meta-test time the paper gives the learner K points and **up to 10 gradient
+# steps** (its Fig. 2 shows 1 and 10; its Table 2, in Appendix C, reports 1, 5 and 10),
+# for MAML of the training step size α. From a fresh network ten steps of size α barely
+# move the query loss:
 
 # %%
 budget = {}
 for k in (5, 10):
-    few = maml.inner_loop(params, sinusoid.sine_loss, support_set(k), inner_lr, 10)
-    budget[k] = float(sinusoid.sine_loss(few, query))
-    print(f"K = {k:2d}: query MSE {float(sinusoid.sine_loss(params, query)):.3f} before, "
-          f"{budget[k]:.3f} after 10 steps")
+    few_steps = maml.inner_loop(params, sinusoid.sine_loss, support_set(pool_x, pool_y, k), inner_lr, 10)
+    budget[k] = float(sinusoid.sine_loss(few_steps, query))
+    print(f"K = {k:2d}: query MSE {fresh_mse:.3f} before, {budget[k]:.3f} after 10 steps "
+          f"({100 * (fresh_mse - budget[k]) / fresh_mse:.0f}% lower)")
 
 # %% [markdown]
-# ## 6. Watch it live
+# ## 6. Try it live
 #
 # The playground of chapter 7, on a fresh task. The **random** line is this chapter's
 # situation: a fresh network fine-tuning on K points. Move K, α and the steps and watch
@@ -223,23 +248,46 @@ playground(seed=1, shots=5, steps=10)
 # number above small. Chapter 2 shows the gradient that makes this trainable,
 # chapter 3 trains it.
 #
-# ## Try this
+# ## Exercises
 #
-# - Change `amplitude` and `phase` in the parameters cell and rerun: is some task easy
-#   from a fresh network?
-# - Raise `inner_lr` to 0.03 or 0.1. Does K = 5 generalise better, or just overfit faster?
-# - Spread the K = 5 support points evenly over [−5, 5] instead of at random
-#   (`jnp.linspace`). Does that help, and why can it not be enough?
-# - Replace `sinusoid.init_params` with a wider network, `mlp_init(key, (1, 200, 200, 1))`.
+# Each exercise is a function to complete. Replace the `raise NotImplementedError`
+# line with your code and run the cell: the `check_…` call runs your function on fresh
+# inputs against a reference and says `correct`, or what differs. Solutions:
+# `notebooks/solutions/01_one_task.ipynb`.
+#
+# **1. The inner SGD step by hand.** Return θ − α ∇L_support(θ) for every leaf of the
+# parameter pytree, with the `loss_fn` you are given (`jax.grad`, `jax.tree.map`).
+
+# %% tags=["exercise"]
+from minimaml.exercises.one_task import check_sgd_step
+
+def sgd_step(params, loss_fn, support, inner_lr):
+    """θ − α ∇L(θ) on the support batch, for every leaf of the params pytree."""
+    raise NotImplementedError  # your code here
+
+check_sgd_step(sgd_step)
+
+# %% [markdown]
+# **2. A fine-tuning curve.** Return the query loss after 0, 1, …, `steps` SGD steps on
+# the support set: an array of `steps + 1` numbers, the first one before any step.
+# (`maml.inner_loop(..., trajectory=True)` gives every step's params; a loop of your
+# `sgd_step` works too.)
+
+# %% tags=["exercise"]
+from minimaml.exercises.one_task import check_finetune_curve
+
+def finetune_curve(params, loss_fn, support, query, inner_lr, steps):
+    """Query loss after 0..steps SGD steps of size inner_lr on support: shape (steps + 1,)."""
+    raise NotImplementedError  # your code here
+
+check_finetune_curve(finetune_curve)
+
+# %% [markdown]
+# **To explore** (no check): change `amplitude` and `phase` — is some task easy from a
+# fresh network? Raise `inner_lr` to 0.03: does K = 5 generalise better, or fit its
+# points faster? Spread the five support points evenly with `jnp.linspace`: why can that
+# not be enough?
 
 # %%
-summary = {
-    "fit_steps": fit_steps,
-    "inner_lr": inner_lr,
-    "converged": {str(k): v for k, v in table.items()},
-    "query_mse_fresh": float(sinusoid.sine_loss(params, query)),
-    "query_mse_after_10_steps": {str(k): v for k, v in budget.items()},
-    "loop_vs_inner_loop_max_diff": gap,
-}
-if results_path:
-    pathlib.Path(results_path).write_text(json.dumps(summary, indent=1))
+from minimaml.runs import write_results
+write_results(results_path, fit_steps=fit_steps, inner_lr=inner_lr, converged=table, query_mse_fresh=fresh_mse, fresh_max_output=fresh_output, query_mse_after_10_steps=budget, loop_vs_inner_loop_max_diff=gap)

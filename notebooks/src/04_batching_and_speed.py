@@ -9,14 +9,15 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # %% [markdown]
 # # Chapter 4 — Batching and speed: loop, `vmap`, `jit`, `lax.scan`
 #
-# **What you will learn.** Four ways to run the same MAML meta-step — a Python loop
+# **What you will learn.** Several ways to run the same MAML meta-step — a Python loop
 # over tasks, `jax.vmap` over tasks, `jax.jit` around the step, and `lax.scan` over
-# many steps — checked to compute the same thing and timed on *your* machine. Then
-# when JAX compiles again (and how to avoid it), which is where most "JAX is slow"
-# surprises come from.
+# many steps — the loop's meta-gradient checked against the library's, and each way
+# timed on *your* machine. Then
+# when JAX compiles again (and how to avoid it), a common source of "JAX is slow"
+# surprises.
 #
 # The numbers printed below are from the machine that ran this notebook last (its
-# description is printed first); rerun it to get yours.
+# description and load are printed first and last); rerun it to get yours.
 
 # %% tags=["parameters"]
 meta_batch = 25       # tasks per meta-step, as in the paper
@@ -24,17 +25,15 @@ support_size = 10     # K
 inner_lr = 0.01       # α
 meta_lr = 1e-3        # β
 repeats = 5           # timed repetitions per variant (we report the median)
-scan_steps = 5000     # meta-steps for the lax.scan variant
+scan_steps = 5000     # meta-steps for the lax.scan variants
 seed = 0
 results_path = None
 
 # %%
-import json
+import contextlib
 import os
-import pathlib
 import platform
 import time
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -47,10 +46,15 @@ from minimaml import maml, sinusoid, train
 
 plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 loss_fn = sinusoid.sine_loss
+
+def load_average():
+    """The 1, 5 and 15 minute load averages: other programs running make every time slower."""
+    return os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+
+load_before = load_average()
 print(f"{platform.machine()}, {os.cpu_count()} CPU cores visible, {platform.python_version()}, "
       f"jax {jax.__version__}, device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
-if hasattr(os, "getloadavg"):   # other programs running make every number here slower
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
+print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in load_before))
 
 key = jax.random.key(seed)
 params = sinusoid.init_params(key)
@@ -59,7 +63,7 @@ support, query = sample(jax.random.fold_in(key, 1))
 optimizer = optax.adam(meta_lr)
 opt_state = optimizer.init(params)
 
-def timed(fn, *args, repeats=repeats):
+def timed(fn, *args, repeats=5):
     """Median wall time of fn(*args) over `repeats` calls, waiting for JAX's async results."""
     times = []
     for _ in range(repeats):
@@ -68,69 +72,93 @@ def timed(fn, *args, repeats=repeats):
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
+@contextlib.contextmanager
+def compilations():
+    """`with compilations() as events:` — every XLA compilation inside the block (jax.monitoring)."""
+    events = []
+    listener = lambda event, duration, **kwargs: events.append(event) if event.startswith(
+        "/jax/core/compile/backend_compile") else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
 # %% [markdown]
 # ## 1. A Python loop over tasks
 #
-# The most direct transcription of Algorithm 1: for each task in the meta-batch,
-# adapt with one step, take the gradient of the adapted model's query loss with
-# respect to θ, average, update. Every JAX operation is dispatched from Python one
-# at a time ("eager" mode).
+# The most direct transcription of the paper's Algorithm 2: for each task in the
+# meta-batch, adapt with one step, take the gradient of the adapted model's query loss
+# with respect to θ, combine, update. (Algorithm 2 sums over the tasks; we take the
+# mean, the same direction, as `maml.maml_objective` does.) Every JAX operation is
+# dispatched from Python one at a time ("eager" mode). All the variants of sections 1–3 get the same
+# meta-batch, sampled once, outside the timing.
 
 # %%
-def task_objective(params, support, query):
+def task_objective(params, support, query, loss_fn, inner_lr):
     """L_query(θ − α∇L_support(θ)) for one task (chapter 2's inline version)."""
     grads = jax.grad(loss_fn)(params, support)
     adapted = jax.tree.map(lambda p, g: p - inner_lr * g, params, grads)
     return loss_fn(adapted, query)
 
-def meta_gradient_loop(params, support, query):
+def meta_gradient_loop(params, support, query, loss_fn, inner_lr):
+    """The mean over tasks of each task's meta-gradient, one task at a time."""
+    num_tasks = jax.tree.leaves(support)[0].shape[0]
     grads = [jax.grad(task_objective)(params, jax.tree.map(lambda a: a[i], support),
-                                      jax.tree.map(lambda a: a[i], query))
-             for i in range(meta_batch)]
-    return jax.tree.map(lambda *g: sum(g) / meta_batch, *grads)
+                                      jax.tree.map(lambda a: a[i], query), loss_fn, inner_lr)
+             for i in range(num_tasks)]
+    return jax.tree.map(lambda *g: sum(g) / num_tasks, *grads)
 
-def step_loop(params, opt_state, support, query):
-    grads = meta_gradient_loop(params, support, query)
+def step_loop(params, opt_state, support, query, loss_fn, inner_lr, optimizer):
+    grads = meta_gradient_loop(params, support, query, loss_fn, inner_lr)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
 timings = {}
-timings["Python loop over tasks"] = timed(step_loop, params, opt_state, support, query,
-                                          repeats=max(1, repeats // 2))
+timings["Python loop over tasks"] = timed(step_loop, params, opt_state, support, query, loss_fn, inner_lr,
+                                          optimizer, repeats=max(1, repeats // 2))
 print(f"{1e3 * timings['Python loop over tasks']:.1f} ms per meta-step")
 
 # %% [markdown]
 # Why not call `maml.task_loss` in that loop? It runs the inner loop with `lax.scan`,
 # and *outside* `jit` every call of `lax.scan` traces and compiles its body again —
-# section 6 explains why. One task's meta-gradient that way:
+# section 6 explains why. Two calls of one task's meta-gradient that way, with the
+# compilations counted:
 
 # %%
-start = time.perf_counter()
-jax.block_until_ready(jax.grad(maml.task_loss)(
-    params, loss_fn, jax.tree.map(lambda a: a[0], support), jax.tree.map(lambda a: a[0], query), inner_lr))
-eager_scan_seconds = time.perf_counter() - start
-print(f"{eager_scan_seconds:.2f} s for ONE task — library functions are meant to run under jit")
+one_task = jax.tree.map(lambda a: a[0], (support, query))
+eager_scan = []
+for _ in range(2):
+    with compilations() as compiled:
+        start = time.perf_counter()
+        jax.block_until_ready(jax.grad(maml.task_loss)(params, loss_fn, *one_task, inner_lr))
+        eager_scan.append((time.perf_counter() - start, len(compiled)))
+for i, (seconds, compiled) in enumerate(eager_scan):
+    print(f"call {i + 1}: {seconds:.2f} s, {compiled} XLA compilations")
 
 # %% [markdown]
 # ## 2. `vmap` over tasks
 #
 # `jax.vmap` turns the one-task function into a batched one: every operation now
-# acts on all the tasks at once (a (25, K, 40) array instead of 25 (K, 40) arrays).
-# This is what `maml.maml_objective` does, so its gradient is the whole
-# meta-gradient. Still eager, but 25× fewer dispatches.
+# acts on all the tasks at once (a (25, K, 40) array instead of 25 (K, 40) arrays), so
+# Python dispatches each operation once for the whole meta-batch instead of once per
+# task. This is what `maml.maml_objective` does, so its gradient is the whole
+# meta-gradient.
 
 # %%
-def step_vmap(params, opt_state, support, query):
-    objective = lambda p: jnp.mean(jax.vmap(task_objective, in_axes=(None, 0, 0))(p, support, query))
+def step_vmap(params, opt_state, support, query, loss_fn, inner_lr, optimizer):
+    objective = lambda p: jnp.mean(jax.vmap(task_objective, in_axes=(None, 0, 0, None, None))(
+        p, support, query, loss_fn, inner_lr))
     grads = jax.grad(objective)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
-timings["vmap over tasks"] = timed(step_vmap, params, opt_state, support, query)
+timings["vmap over tasks"] = timed(step_vmap, params, opt_state, support, query, loss_fn, inner_lr,
+                                   optimizer, repeats=repeats)
 print(f"{1e3 * timings['vmap over tasks']:.1f} ms per meta-step")
 
 # Same numbers as the loop, and as the library? (Up to float32 rounding.)
-loop_grads = meta_gradient_loop(params, support, query)
+loop_grads = meta_gradient_loop(params, support, query, loss_fn, inner_lr)
 library_grads = jax.jit(jax.grad(maml.maml_objective), static_argnums=1)(params, loss_fn, support, query, inner_lr)
 loop_vs_vmap = max(float(jnp.max(jnp.abs(a - b))) for a, b in
                    zip(jax.tree.leaves(loop_grads), jax.tree.leaves(library_grads)))
@@ -141,93 +169,158 @@ assert loop_vs_vmap < 1e-5
 # ## 3. `jit` the whole step
 #
 # `jax.jit` traces the step once into a graph, hands it to the XLA compiler, and from
-# then on runs the compiled program: no Python per operation, and XLA fuses
+# then on runs the compiled program: no Python per operation, and XLA can fuse
 # neighbouring operations. The first call pays for compilation; we time it apart.
+# (`loss_fn` and `optimizer` are not arrays, so they are static arguments: part of the
+# compiled program.)
 
 # %%
-def step_library(params, opt_state, support, query):
+def step_library(params, opt_state, support, query, loss_fn, inner_lr, optimizer):
     grads = jax.grad(maml.maml_objective)(params, loss_fn, support, query, inner_lr)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
 
-step_jit = jax.jit(step_library)
+step_jit = jax.jit(step_library, static_argnames=("loss_fn", "optimizer"))
 start = time.perf_counter()
-jax.block_until_ready(step_jit(params, opt_state, support, query))
+jax.block_until_ready(step_jit(params, opt_state, support, query, loss_fn, inner_lr, optimizer))
 compile_seconds = {"jit(vmap step)": time.perf_counter() - start}
-timings["jit(vmap step)"] = timed(step_jit, params, opt_state, support, query, repeats=50)
+timings["jit(vmap step)"] = timed(step_jit, params, opt_state, support, query, loss_fn, inner_lr,
+                                  optimizer, repeats=50)
 print(f"first call (trace + compile) {compile_seconds['jit(vmap step)']:.2f} s; "
       f"then {1e3 * timings['jit(vmap step)']:.3f} ms per meta-step")
 
 # %% [markdown]
 # `jit` of the *loop* version also works — tracing simply unrolls the Python loop
-# into 25 copies of the graph. Once compiled it is in the same league as the `vmap`
-# version (compare the two rows below), but its compile time grows with the
-# meta-batch size, and XLA sees 25 small problems instead of one batched one.
-# `vmap` keeps one copy.
+# into one copy of the task's graph per task, where `vmap` keeps one batched copy.
 
 # %%
-step_loop_jit = jax.jit(step_loop)
+step_loop_jit = jax.jit(step_loop, static_argnames=("loss_fn", "optimizer"))
 start = time.perf_counter()
-jax.block_until_ready(step_loop_jit(params, opt_state, support, query))
+jax.block_until_ready(step_loop_jit(params, opt_state, support, query, loss_fn, inner_lr, optimizer))
 compile_seconds["jit(Python loop)"] = time.perf_counter() - start
-timings["jit(Python loop)"] = timed(step_loop_jit, params, opt_state, support, query, repeats=50)
+timings["jit(Python loop)"] = timed(step_loop_jit, params, opt_state, support, query, loss_fn, inner_lr,
+                                    optimizer, repeats=50)
 print(f"first call {compile_seconds['jit(Python loop)']:.2f} s; "
       f"then {1e3 * timings['jit(Python loop)']:.3f} ms per meta-step")
 
 # %% [markdown]
-# ## 4. `lax.scan` over meta-steps, tasks sampled inside
+# ## 4. `lax.scan` over meta-steps
 #
-# A jitted step still returns to Python after every meta-step, and so far our tasks
-# were sampled once, outside it (the rows above do not include sampling). `minimaml.train.optimize` (which `meta_train` calls) puts the
-# sampling *inside* the step — `sample_tasks(fold_in(key, step))` with `jax.random` —
-# and runs `steps_per_call` steps in one `lax.scan`, so Python is visited once per
-# thousand steps. We time `scan_steps` meta-steps, then the same run with one step
-# per call for comparison.
+# A jitted step still returns to Python after every meta-step. `minimaml.train.optimize`
+# (which `meta_train` calls) runs `steps_per_call` steps inside one `lax.scan`, so
+# Python is visited once per chunk. It also samples each step's tasks *inside* the
+# compiled program, `sample_tasks(fold_in(key, step))` with `jax.random`, where our
+# rows so far reused one meta-batch sampled outside.
+#
+# To compare like with like we time `optimize` four ways: one step per call or 1,000,
+# and with the same fixed meta-batch as above at every step or with a fresh one sampled
+# inside. Each is compiled by a first run and then timed on a second, with the
+# compilations during the timed run counted (they should be 0).
 
 # %%
-def run_optimize(steps, steps_per_call):
-    objective = partial(maml.maml_objective, loss_fn=loss_fn, inner_lr=inner_lr)
-    start = time.perf_counter()
-    out = train.optimize(params, lambda p, s, q: objective(p, support=s, query=q), sample, key,
-                         steps=steps, lr=meta_lr, steps_per_call=steps_per_call)
-    jax.block_until_ready(out[0])
-    return time.perf_counter() - start, out[2]
+objective = train.MamlObjective(loss_fn, inner_lr)     # objective(params, support, query); equal ones share a compilation
+def always(batch):
+    """A task sampler that returns `batch` whatever the key."""
+    return lambda key: batch
+
+fixed_batch = always((support, query))                  # the meta-batch of sections 1–3, at every step
+
+def time_optimize(params, objective, sample_tasks, key, steps, steps_per_call, meta_lr):
+    """ms per meta-step of train.optimize on a second, timed run; compilations during that run."""
+    train.optimize(params, objective, sample_tasks, key, steps=min(steps, steps_per_call), lr=meta_lr,
+                   steps_per_call=steps_per_call)          # compiles the chunk
+    with compilations() as events:
+        start = time.perf_counter()
+        out = train.optimize(params, objective, sample_tasks, key, steps=steps, lr=meta_lr,
+                             steps_per_call=steps_per_call)
+        jax.block_until_ready(out[0])
+        seconds = time.perf_counter() - start
+    return 1e3 * seconds / steps, len(events), out[2]
 
 chunk = min(1000, scan_steps)
-warmup_seconds, _ = run_optimize(chunk, chunk)             # compiles the chunk of `chunk` steps
-scan_seconds, scan_losses = run_optimize(scan_steps, chunk)  # cached compile, if scan_steps % chunk == 0
-timings[f"lax.scan, {chunk} steps per call"] = scan_seconds / scan_steps
-compile_seconds[f"lax.scan, {chunk} steps per call"] = warmup_seconds - chunk * scan_seconds / scan_steps
-one_seconds, _ = run_optimize(min(scan_steps, 1000), 1)
-timings["jit step + sampling, 1 step per call"] = one_seconds / min(scan_steps, 1000)
-print(f"{scan_steps} meta-steps in {scan_seconds:.2f} s: {1e3 * scan_seconds / scan_steps:.3f} ms per step")
-print(f"one step per call: {1e3 * timings['jit step + sampling, 1 step per call']:.3f} ms per step")
+runs = {("fixed meta-batch", 1): (fixed_batch, min(scan_steps, 1000), 1),
+        ("fixed meta-batch", chunk): (fixed_batch, scan_steps, chunk),
+        ("sampled inside", 1): (sample, min(scan_steps, 1000), 1),
+        ("sampled inside", chunk): (sample, scan_steps, chunk)}
+scan = {}
+for (tasks_from, per_call), (sampler, steps, per_call) in runs.items():
+    ms, recompiled, losses = time_optimize(params, objective, sampler, key, steps, per_call, meta_lr)
+    scan[(tasks_from, per_call)] = {"ms": ms, "compilations": recompiled, "losses": losses}
+    print(f"{tasks_from:16s} {per_call:5d} step{'s' * (per_call > 1)} per call: {ms:.3f} ms per meta-step "
+          f"({steps} steps, {recompiled} compilations while timed)")
+scan_losses = scan[("sampled inside", chunk)]["losses"]
+timings[f"optimize, fixed meta-batch, 1 step per call"] = scan[("fixed meta-batch", 1)]["ms"] / 1e3
+timings[f"optimize, fixed meta-batch, {chunk} steps per call"] = scan[("fixed meta-batch", chunk)]["ms"] / 1e3
+timings[f"optimize, sampled inside, 1 step per call"] = scan[("sampled inside", 1)]["ms"] / 1e3
+timings[f"optimize, sampled inside, {chunk} steps per call"] = scan[("sampled inside", chunk)]["ms"] / 1e3
 
 # %% [markdown]
 # ## 5. The timing table
+#
+# Every row is one meta-step of MAML on a meta-batch of the parameters cell's size
+# (`meta_batch` tasks of K = `support_size` points; the paper's sinusoid runs use K = 10,
+# Section 5.1, and the official code's default meta-batch of 25), second order, one
+# Adam update.
+# Rows differ in *how* it runs, and the last column in what each row includes: whether
+# it samples a fresh meta-batch every step. Compare rows with the same "samples tasks"
+# entry. Two rows with the same steps per call but different "samples tasks" entries
+# differ by the cost of sampling *plus* this machine's timing noise: when the two such
+# pairs below disagree (one says sampling is free or even faster), the noise is the
+# larger of the two. On a quiet 2-core Xeon, sampling inside cost about 0.07 ms per
+# meta-step on both cores (0.377 ms against 0.311 ms with one fixed batch) and about
+# 0.04 ms pinned to one (0.292 against 0.249 ms; BENCHMARKS.md, section "Sinusoid
+# meta-training speed").
 
 # %%
+load_after = load_average()
 baseline = timings["Python loop over tasks"]
-rows = ["| variant | ms per meta-step | speed-up over the loop |", "|---|---|---|"]
+samples = {name: "yes" if "sampled inside" in name else "no" for name in timings}
+rows = ["| variant | ms per meta-step | speed-up over the loop | samples tasks |", "|---|---|---|---|"]
 for name, seconds in timings.items():
-    rows.append(f"| {name} | {1e3 * seconds:.3f} | {baseline / seconds:,.0f}× |")
+    rows.append(f"| {name} | {1e3 * seconds:.3f} | {baseline / seconds:,.0f}× | {samples[name]} |")
 display(Markdown("\n".join(rows)))
-print(f"the paper's 70,000 meta-steps would take: loop ≈ {70_000 * baseline / 3600:.1f} h, "
-      f"scan ≈ {70_000 * timings[f'lax.scan, {chunk} steps per call']:.0f} s")
+fastest_fixed = min((s, n) for n, s in timings.items() if samples[n] == "no")
+print(f"load average before: {', '.join(f'{x:.1f}' for x in load_before)}; "
+      f"after: {', '.join(f'{x:.1f}' for x in load_after)}")
+print(f"the official code's 70,000 sinusoid meta-steps would take: loop ≈ {70_000 * baseline / 3600:.1f} h, "
+      f"optimize with {chunk} steps per call ≈ {70_000 * timings[f'optimize, sampled inside, {chunk} steps per call']:.0f} s")
 
-fig, ax = plt.subplots(figsize=(8, 3))
+fig, ax = plt.subplots(figsize=(8, 3.6))
 names = list(timings)
-ax.barh(names, [1e3 * timings[n] for n in names], color=["C3", "C1", "C0", "C0", "C2", "C2"][:len(names)])
-ax.set(xscale="log", xlabel="ms per meta-step (log scale)", title=f"One MAML meta-step, {meta_batch} tasks, K={support_size}")
+ax.barh(names, [1e3 * timings[n] for n in names],
+        color=["C2" if samples[n] == "yes" else "C0" for n in names])
+ax.set(xscale="log", xlabel="ms per meta-step (log scale)",
+       title=f"One MAML meta-step, {meta_batch} tasks, K={support_size} (green: samples its tasks)")
 ax.invert_yaxis()
 plt.show()
 
+# %%
+fixed1, fixedN = timings["optimize, fixed meta-batch, 1 step per call"], timings[f"optimize, fixed meta-batch, {chunk} steps per call"]
+samp1, sampN = timings["optimize, sampled inside, 1 step per call"], timings[f"optimize, sampled inside, {chunk} steps per call"]
+display(Markdown(
+    f"- `jit` of the vmapped step: {1e3 * timings['jit(vmap step)']:.3f} ms, "
+    f"{baseline / timings['jit(vmap step)']:,.0f}× faster than the eager loop; `jit` of the loop "
+    f"{1e3 * timings['jit(Python loop)']:.3f} ms, after {compile_seconds['jit(Python loop)']:.1f} s of "
+    f"compiling against {compile_seconds['jit(vmap step)']:.1f} s for the vmapped step.\n"
+    f"- Same work, fixed meta-batch: one step per `optimize` call {1e3 * fixed1:.3f} ms, {chunk} "
+    f"steps per call {1e3 * fixedN:.3f} ms ({fixed1 / fixedN:.1f}× faster: the Python round trip "
+    f"per step is gone).\n"
+    f"- Sampling inside vs the fixed meta-batch: {1e3 * (samp1 - fixed1):+.3f} ms per step at one "
+    f"step per call, {1e3 * (sampN - fixedN):+.3f} ms at {chunk} per call. "
+    + ("Both pairs say sampling costs time; how much they differ is this machine's timing noise "
+       "(the load is printed above the table)." if min(samp1 - fixed1, sampN - fixedN) > 0 else
+       "One pair says sampling is free or faster: at this load (printed above the table) the timing "
+       "noise is larger than the cost of sampling; BENCHMARKS.md, \"Sinusoid meta-training speed\", "
+       "measured it on a quiet machine.")))
+
 # %% [markdown]
-# Compare rows that do the same work: the last two both sample a fresh meta-batch
-# each step; only the number of steps per call differs. On a CPU the tiny sinusoid network leaves little for hardware to parallelise: the
-# gains come from removing Python and dispatch overhead. Compiled code is so fast
-# here that the step is too small to keep even two cores busy — the project's
-# benchmarks found pinning a run to one core (`taskset -c 0`) *faster*.
+# The meta-step's arithmetic is the same in every row (the sampling rows add the
+# sampling): XLA counts 10.7 MFLOP per second-order meta-step, which the project's
+# benchmark ran at 28–37 GFLOP/s, about 0.3–0.4 ms (BENCHMARKS.md, section "Sinusoid
+# meta-training speed"). So on this tiny network what the faster rows save is mostly
+# Python and dispatch overhead, not arithmetic. The step is also too small to gain from
+# a second CPU core: on a 2-core Xeon that benchmark measured 0.292 ms per meta-step
+# pinned to one core (`taskset -c 0`) against 0.377 ms on both — one core was faster.
 #
 # ## 6. When does JAX compile again?
 #
@@ -237,15 +330,17 @@ plt.show()
 # side effect, which runs only while tracing.
 
 # %%
-traces = []
+traces = []      # filled by query_mse while JAX traces it: the side effect is the point here
 
 @jax.jit
 def query_mse(params, support, query, inner_lr):
     traces.append(support[0].shape)               # runs at trace time only
-    return maml.task_loss(params, loss_fn, support, query, inner_lr)
+    return maml.task_loss(params, sinusoid.sine_loss, support, query, inner_lr)
 
 task = sinusoid.sample_tasks(jax.random.fold_in(key, 2), 1, 20, 10)
-one = lambda k: ((task.support_x[0, :k], task.support_y[0, :k]), (task.query_x[0], task.query_y[0]))
+def one(task, k):
+    """The task's first k support points and its query set, as (support, query)."""
+    return (task.support_x[0, :k], task.support_y[0, :k]), (task.query_x[0], task.query_y[0])
 
 events = []
 for label, k, lr in (("first call, K=10", 10, 0.01), ("same shapes again", 10, 0.01),
@@ -253,7 +348,7 @@ for label, k, lr in (("first call, K=10", 10, 0.01), ("same shapes again", 10, 0
                      ("K=10 again: cached", 10, 0.01)):
     before = len(traces)
     start = time.perf_counter()
-    jax.block_until_ready(query_mse(params, *one(k), lr))
+    jax.block_until_ready(query_mse(params, *one(task, k), lr))
     events.append((label, len(traces) > before, time.perf_counter() - start))
 for label, retraced, seconds in events:
     print(f"{label:28s} {'traced + compiled' if retraced else 'cached':18s} {1e3 * seconds:8.2f} ms")
@@ -269,49 +364,88 @@ assert [e[1] for e in events] == [True, False, False, True, False]
 #   compile once per α. Pass numbers you want to vary as arrays (above, a new α was
 #   free). Keep static only what changes the program's structure, like `inner_steps`.
 # - **A new jitted function every time.** `jax.jit(lambda ...)` inside a loop creates a
-#   new function object per iteration, and the cache is keyed on it:
+#   new function object per iteration, and the cache is keyed on it. The same thing
+#   made section 1's eager `maml.task_loss` compile on every call: outside `jit`,
+#   `lax.scan` compiles its body, and `maml.inner_loop` defines that body afresh each
+#   time it runs. Counted:
 
 # %%
 fresh_traces = []
-def slow_pattern(i):
+def slow_pattern(i, params, support, query, inner_lr):
     def objective(p):
         fresh_traces.append(i)
-        return maml.task_loss(p, loss_fn, *one(10), inner_lr)
+        return maml.task_loss(p, sinusoid.sine_loss, support, query, inner_lr)
     return jax.jit(objective)(params)           # a new function object each call
 
 start = time.perf_counter()
 for i in range(3):
-    jax.block_until_ready(slow_pattern(i))
+    jax.block_until_ready(slow_pattern(i, params, *one(task, 10), inner_lr))
 print(f"3 calls, {len(fresh_traces)} compilations, {time.perf_counter() - start:.2f} s — "
       "define jitted functions once, outside the loop")
 assert len(fresh_traces) == 3
 
 # %% [markdown]
 # - **The last, shorter chunk.** `train.optimize` compiles one `lax.scan` per chunk
-#   length: 70,000 steps in chunks of 1,000 compile once; 70,500 steps compile twice
-#   (the final chunk of 500 is a new shape). Harmless, but it explains a pause at the end.
-#
-# To see every compilation as it happens, run with `jax.config.update("jax_log_compiles", True)`.
-#
-# ## Try this
-#
-# - Set `meta_batch = 100`: which variants scale with the number of tasks, and which
-#   barely notice?
-# - Time `jit(Python loop)` compile time for `meta_batch` of 5, 25 and 100.
-# - Pin the kernel to one core (`taskset -c 0 jupyter lab`) and rerun section 4.
-# - In section 6, make `inner_lr` static with
-#   `jax.jit(..., static_argnames="inner_lr")` and watch the trace count grow.
+#   length. A run of two full chunks compiles the chunk once; a run of one and a half
+#   chunks reuses it and compiles once more, for its last, shorter chunk (a new shape);
+#   running that again compiles nothing. Counted:
 
 # %%
-summary = {
-    "ms_per_step": {name: 1e3 * s for name, s in timings.items()},
-    "compile_seconds": compile_seconds,
-    "loop_vs_vmap_max_abs_diff": loop_vs_vmap,
-    "eager_scan_one_task_seconds": eager_scan_seconds,
-    "retraced": {label: retraced for label, retraced, _ in events},
-    "fresh_jit_compilations": len(fresh_traces),
-    "scan_final_loss": float(np.mean(scan_losses[-100:])),
-    "scan_first_loss": float(np.mean(scan_losses[:100])),
-}
-if results_path:
-    pathlib.Path(results_path).write_text(json.dumps(summary, indent=1))
+per_call = min(chunk, 500)
+fresh_objective = train.MamlObjective(loss_fn, inner_lr, first_order=True)   # not compiled yet
+chunk_compiles = {}
+for label, steps in (("two full chunks", 2 * per_call), ("one and a half", 3 * per_call // 2),
+                     ("one and a half, again", 3 * per_call // 2)):
+    with compilations() as compiled:
+        train.optimize(params, fresh_objective, sample, key, steps=steps, lr=meta_lr, steps_per_call=per_call)
+    chunk_compiles[label] = len(compiled)
+    print(f"{label:22s} {steps:5d} steps in chunks of {per_call}: {len(compiled)} compilation{'s' * (len(compiled) != 1)}")
+
+# %% [markdown]
+# To see every compilation as it happens, run with `jax.config.update("jax_log_compiles", True)`.
+#
+# ## Exercises
+#
+# Replace each `raise NotImplementedError` with your code and run the cell: the
+# `check_…` call runs your function on fresh inputs against a reference and says
+# `correct`, or what differs. Solutions: `notebooks/solutions/04_batching_and_speed.ipynb`.
+#
+# **1. The inner loop as one `lax.scan`**: `steps` SGD steps of size `inner_lr` on the
+# support set, the params as the scan's carry — no Python loop.
+
+# %% tags=["exercise"]
+import jax
+
+from minimaml.exercises.batching import check_scan_inner_loop
+
+def scan_inner_loop(params, loss_fn, support, inner_lr, steps):
+    """θ after `steps` SGD steps on the support set, with jax.lax.scan (no Python loop)."""
+    raise NotImplementedError  # your code here
+
+check_scan_inner_loop(scan_inner_loop)
+
+# %% [markdown]
+# **2. A jitted loss that compiles once for every α**: the query loss after one SGD
+# step on the support set (`sinusoid.sine_loss`), jitted, such that calling it with a
+# new `inner_lr` does not compile again. The check counts compilations.
+
+# %% tags=["exercise"]
+import jax
+
+from minimaml import maml, sinusoid
+from minimaml.exercises.batching import check_compiles_once
+
+def adapted_query_loss(params, support, query, inner_lr):
+    """Query loss after one SGD step of size inner_lr on the support set (one task)."""
+    raise NotImplementedError  # your code here
+
+check_compiles_once(adapted_query_loss)
+
+# %% [markdown]
+# **To explore** (no check): set `meta_batch = 100` — which rows scale with the number
+# of tasks? Time `jit(Python loop)`'s compilation for `meta_batch` of 5, 25 and 100.
+# Pin the kernel to one core (`taskset -c 0 jupyter lab`) and rerun section 4.
+
+# %%
+from minimaml.runs import write_results
+write_results(results_path, ms_per_step={name: 1e3 * s for name, s in timings.items()}, samples_tasks=samples, compile_seconds=compile_seconds, loop_vs_vmap_max_abs_diff=loop_vs_vmap, eager_scan=eager_scan, scan_compilations_while_timed={f"{a}, {b}": v["compilations"] for (a, b), v in scan.items()}, retraced={label: retraced for label, retraced, _ in events}, fresh_jit_compilations=len(fresh_traces), chunk_compilations=chunk_compiles, scan_final_loss=float(np.mean(scan_losses[-100:])), scan_first_loss=float(np.mean(scan_losses[:100])), load_before=load_before, load_after=load_after)

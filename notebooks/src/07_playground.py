@@ -13,9 +13,10 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # points with plain SGD, side by side:
 #
 # - **MAML** — the initialisation meta-learned in chapter 3 (the package ships one
-#   trained with the paper's config, 70,000 meta-steps),
+#   trained with the paper's configuration for 70,000 meta-steps, the official code's
+#   sinusoid budget; `minimaml/data/README.md` says how it was made),
 # - **pretrained** — one network trained to regress *all* tasks at once, the paper's
-#   baseline,
+#   baseline (Section 5.1),
 # - **random** — a fresh network, what chapter 1 started from.
 #
 # Move the sliders and watch: **K** (how many labelled points the task gives),
@@ -35,14 +36,26 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # %% tags=["parameters"]
 seed = 0              # picks the tasks of section 3 (and its random initialisation)
 own_meta_steps = 5000 # meta-training steps for "bring your own parameters" below
+num_tasks = 50        # tasks averaged in "the numbers behind the picture"
 results_path = None   # the tests set this to collect a JSON summary
 
+# %%
+import math
+
+import jax
+import numpy as np
+from IPython.display import Markdown, display
+
+from minimaml import sinusoid
+from minimaml.nets import mlp_apply
+from minimaml.widgets import adapt, diverged_at, load_shipped_params, playground, sample_task
+
 # %% [markdown]
-# ## 1. The playground
+# ## 1. Try it live
 #
 # The first time, JAX compiles the 50-step fine-tuning of the three networks (the
 # widget says "compiling…" meanwhile); after that no slider move compiles anything.
-# This cell runs on its own, e.g. after a kernel restart.
+# The widget cell runs on its own, e.g. after a kernel restart.
 
 # %% tags=["widget"]
 from minimaml.widgets import playground   # MAML and pretrained θ: the shipped ones
@@ -50,62 +63,101 @@ from minimaml.widgets import playground   # MAML and pretrained θ: the shipped 
 playground(seed=0)
 
 # %% [markdown]
-# ## 2. Try this
+# ## 2. What to look for
 #
-# - **Steps 0 → 1.** Set steps to 0: each network predicts what it predicts for
-#   *every* task — the random one ≈ 0, MAML and pretrained roughly the average of all
-#   the tasks' sine waves (the phases lie in [0, π], so that average is not zero).
-#   Now take one step: MAML's curve jumps onto the task, the others barely move.
-#   That single step is what MAML was trained to make count.
-# - **K = 1…5.** Even from a handful of points MAML recovers a whole sine wave,
-#   including the part of x where it saw no point. The pretrained network has no
-#   such prior to fall back on.
-# - **Press ▶.** Over 50 steps the pretrained network creeps towards the points;
-#   MAML is most of the way there after the first few steps.
-# - **α up.** MAML was meta-trained for α = 0.01. Push α to 0.05–0.1 and its
-#   fine-tuning *diverges* within a few steps (the widget says so, and the lines run
-#   along the plot's edge): the meta-learned initialisation sits where the support
-#   loss is steep, so that one small step moves far. The pretrained network
-#   tolerates larger steps.
-# - **α down.** At α = 0.001 nobody moves much in 50 steps: MAML's advantage is not a
-#   better optimiser, it is a better starting point *for this optimiser and step
-#   size*.
+# Each item below names something to try on the widget; section 3 measures the same
+# thing over many tasks, so you can check what you see against the numbers.
+#
+# - **Steps 0 → 1.** At steps = 0 each network predicts what it predicts for *every*
+#   task. For the random one that is ≈ 0 (its weights are tiny: chapter 2, section 6).
+#   The pretrained one approximates the best single function for all tasks,
+#   f*(x) = −(2/π)·E[A]·cos x ≈ −1.62·cos x (chapter 3 derives it: the phases lie in
+#   [0, π], so the average sine wave is not zero; section 3 below compares the two at
+#   x = 0). Now take one step and compare how far each curve moves.
+# - **K = 1…5.** How few points does MAML need?
+# - **Press ▶.** Over 50 steps, which network gets most of its way in the first few?
+# - **α up.** MAML was meta-trained for α = 0.01. Push α towards 0.1 and watch for
+#   fine-tuning that *diverges* (the widget says so and clips the lines). Chapter 3,
+#   section 6, measured why MAML's θ is sensitive to α: the support loss is strongly
+#   curved there — for many tasks its largest curvature λ_max is above 2/α, where a
+#   step of α stops being stable (α < 2/λ_max).
+# - **α down.** At α = 0.001, how far does anyone get in 50 steps?
 #
 # ## 3. The numbers behind the picture
 #
-# The widget shows one task at a time. `minimaml.widgets.adapt` is the computation
-# behind it (all 51 steps at once), so we can average it over many tasks of the same
-# stream: query MSE after 0, 1 and 10 steps with α = 0.01.
+# `minimaml.widgets.adapt` is the computation behind the widget (all 51 steps at
+# once), so we can average it over many tasks of the same stream.
 
 # %%
-import json
-import pathlib
-
-import jax
-import numpy as np
-
-from minimaml import sinusoid
-from minimaml.widgets import adapt, load_shipped_params, sample_task
-
 maml_params, pretrained_params = load_shipped_params()
 random_params = sinusoid.init_params(jax.random.fold_in(jax.random.key(seed), 1))
 inits = {"MAML": maml_params, "pretrained": pretrained_params, "random": random_params}
-tasks = [sample_task(seed, index) for index in range(50)]
+tasks = [sample_task(seed, index) for index in range(num_tasks)]
+
+def mean_curves(inits, tasks, shots, inner_lr):
+    """Per initialisation: the query-MSE curve over steps 0..50, averaged over the tasks,
+    and how many tasks diverged (the widget's rule)."""
+    out = {}
+    for name, params in inits.items():
+        runs = [adapt(params, task, shots, inner_lr) for task in tasks]
+        diverged = [diverged_at(run) is not None for run in runs]
+        kept = np.array([run.query_mse for run, bad in zip(runs, diverged) if not bad])
+        out[name] = {"curve": kept.mean(axis=0) if len(kept) else None, "diverged": int(sum(diverged))}
+    return out
 
 table = {}
 for shots in (5, 10):
-    for name, params in inits.items():
-        curves = np.array([adapt(params, task, shots, 0.01).query_mse for task in tasks])
-        table[f"{name} K={shots}"] = {n: float(curves[:, n].mean()) for n in (0, 1, 10)}
+    for name, result in mean_curves(inits, tasks, shots, 0.01).items():
+        table[f"{name} K={shots}"] = {n: float(result["curve"][n]) for n in (0, 1, 3, 10, 50)}
 
-print(f"{'':>16} {'0 steps':>8} {'1 step':>8} {'10 steps':>8}")
+print(f"query MSE, mean over {num_tasks} tasks, α = 0.01")
+print(f"{'':>16} {'0 steps':>8} {'1 step':>8} {'3 steps':>8} {'10 steps':>8} {'50 steps':>8}")
 for row, mse in table.items():
-    print(f"{row:>16} {mse[0]:8.3f} {mse[1]:8.3f} {mse[10]:8.3f}")
+    print(f"{row:>16} " + " ".join(f"{mse[n]:8.3f}" for n in (0, 1, 3, 10, 50)))
+
+# %%
+f_star_0 = -2 / math.pi * sum(sinusoid.AMPLITUDE_RANGE) / 2
+at_zero = {name: float(mlp_apply(params, np.zeros((1, 1), np.float32))[0, 0]) for name, params in inits.items()}
+one_step = {name: table[f"{name} K=10"][0] / table[f"{name} K=10"][1] for name in inits}
+first_three = {name: (table[f"{name} K=10"][0] - table[f"{name} K=10"][3]) /
+               (table[f"{name} K=10"][0] - table[f"{name} K=10"][50]) for name in inits}
+display(Markdown(
+    f"- **Steps 0.** At x = 0: MAML {at_zero['MAML']:.2f}, pretrained {at_zero['pretrained']:.2f}, "
+    f"random {at_zero['random']:.3f}; f*(0) = {f_star_0:.2f}.\n"
+    f"- **Steps 0 → 1** (K = 10): one step divides the mean error by {one_step['MAML']:.1f} for MAML, "
+    f"{one_step['pretrained']:.2f} for pretrained, {one_step['random']:.3f} for random "
+    f"(K = 5: MAML {table['MAML K=5'][0] / table['MAML K=5'][1]:.1f}).\n"
+    f"- **Press ▶** (K = 10): the first 3 of 50 steps give MAML {100 * first_three['MAML']:.0f}% of "
+    f"its 50-step drop in error, pretrained {100 * first_three['pretrained']:.0f}%."))
+
+# %%
+few_shots = {}
+for shots in range(1, 6):
+    result = mean_curves({"MAML": maml_params, "pretrained": pretrained_params}, tasks, shots, 0.01)
+    few_shots[shots] = {name: float(r["curve"][10]) for name, r in result.items()}
+alphas = {}
+for inner_lr in (0.001, 0.01, 0.03, 0.1):
+    result = mean_curves(inits, tasks, 10, inner_lr)
+    alphas[inner_lr] = {name: {"diverged": r["diverged"],
+                               "drop_50": None if r["curve"] is None else float(1 - r["curve"][50] / r["curve"][0])}
+                        for name, r in result.items()}
+lines = ["| K | " + " | ".join(f"{k}" for k in few_shots) + " |", "|---|" + "---|" * len(few_shots)]
+for name in ("MAML", "pretrained"):
+    lines.append(f"| {name}, after 10 steps | " + " | ".join(f"{few_shots[k][name]:.3f}" for k in few_shots) + " |")
+display(Markdown("**K = 1…5**, query MSE after 10 steps of α = 0.01:\n\n" + "\n".join(lines)))
+lines = ["| α | " + " | ".join(f"{name}: diverged / error removed by 50 steps" for name in inits) + " |",
+         "|---|" + "---|" * len(inits)]
+for inner_lr, row in alphas.items():
+    lines.append(f"| {inner_lr:g} | " + " | ".join(
+        f"{r['diverged']} / " + ("—" if r["drop_50"] is None else f"{100 * r['drop_50']:.0f}%")
+        for r in row.values()) + " |")
+display(Markdown(f"**α**, K = 10, {num_tasks} tasks, 50 steps (a task diverges when its query MSE "
+                 f"passes 1,000 or stops being finite; the error removed is over the others):\n\n" + "\n".join(lines)))
 
 # %% [markdown]
-# The MAML rows drop by an order of magnitude after a single step; the pretrained
-# rows move a little; the random network hardly at all at this α. (Chapter 3
-# measures the same thing on 600 tasks with confidence intervals, as the paper does.)
+# (Chapter 3 runs the full meta-test: 600 fresh tasks per K, 0 to 10 steps, with 95%
+# confidence intervals as the paper's official code computes them — chapter 3,
+# section 4.)
 #
 # ## 4. Bring your own parameters
 #
@@ -124,10 +176,61 @@ print(f"meta-trained {own_meta_steps} steps in {history['maml_seconds']:.1f} s, 
       f"pretrained in {history['pretrained_seconds']:.1f} s")
 mine = playground(my_maml, my_pretrained, seed=0)
 
+# %%
+own = mean_curves({"your MAML": my_maml, "your pretrained": my_pretrained, "shipped MAML": maml_params},
+                  tasks, 10, 0.01)
+own_table = {name: {n: float(r["curve"][n]) for n in (0, 1, 10)} for name, r in own.items()}
+display(Markdown(f"Query MSE over the same {num_tasks} tasks, K = 10, α = 0.01:\n\n"
+                 "| | 0 steps | 1 step | 10 steps |\n|---|---|---|---|\n"
+                 + "\n".join(f"| {name} | " + " | ".join(f"{v[n]:.3f}" for n in (0, 1, 10)) + " |"
+                             for name, v in own_table.items())))
+
 # %% [markdown]
-# With a few thousand meta-steps instead of 70,000, MAML's one-step fit is already
-# far better than the pretrained one, but rougher than the shipped parameters'. Set
-# `own_meta_steps` to 70000 (about half a minute) to reproduce the shipped file.
+# Set `own_meta_steps` to 70000 to train with the shipped file's config: on a 2-core
+# Xeon the 70,000 MAML steps took 22.5 s pinned to one core and 27.8 s on both
+# (BENCHMARKS.md, section "Sinusoid meta-training speed"); the time printed above is
+# this machine's for your number of steps. The same seed is promised to give the same
+# numbers on one machine only: XLA's CPU kernels can differ between processor types
+# (`minimaml/data/README.md` names the machines that reproduced the shipped file).
+#
+# ## Exercises
+#
+# Replace each `raise NotImplementedError` with your code and run the cell: the
+# `check_…` call runs your function on fresh inputs against a reference and says
+# `correct`, or what differs. Solutions: `notebooks/solutions/07_playground.ipynb`.
+#
+# **1. The largest stable step size.** Gradient descent with step α on a loss of
+# curvature λ is stable only for α < 2/λ. Return 2/λ_max for the support loss at
+# `params`, with λ_max the largest-magnitude eigenvalue of its Hessian, found by power
+# iteration with Hessian-vector products (chapter 2) — about 100 of them.
+
+# %% tags=["exercise"]
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from minimaml.exercises.playground import check_stability_limit
+
+def stability_limit(params, loss_fn, support):
+    """2/λ_max, λ_max the largest |eigenvalue| of the Hessian of the support loss at params."""
+    raise NotImplementedError  # your code here
+
+check_stability_limit(stability_limit)
+
+# %% [markdown]
+# **2. What the widget draws**: the network's prediction on `x` after `steps` SGD
+# steps of size `inner_lr` on the support set.
+
+# %% tags=["exercise"]
+from minimaml import maml, sinusoid
+from minimaml.nets import mlp_apply
+from minimaml.exercises.playground import check_adapted_prediction
+
+def adapted_prediction(params, support, x, inner_lr, steps):
+    """The network's prediction on x after `steps` SGD steps of size inner_lr on support."""
+    raise NotImplementedError  # your code here
+
+check_adapted_prediction(adapted_prediction)
 
 # %% [markdown]
 # ## 5. More widgets, where their ideas are taught
@@ -139,9 +242,5 @@ mine = playground(my_maml, my_pretrained, seed=0)
 # `omniglot_adaptation()` (chapter 6: a meta-trained conv net on new characters).
 
 # %%
-own = {name: float(data.query_mse) for name, data in mine.current.items()}
-print("query MSE on the first task, K=10, α=0.01, 10 steps:",
-      {name: round(v, 3) for name, v in own.items()})
-summary = {"table": table, "own_meta_steps": own_meta_steps, "own_first_task": own}
-if results_path:
-    pathlib.Path(results_path).write_text(json.dumps(summary, indent=1))
+from minimaml.runs import write_results
+write_results(results_path, table=table, at_zero=at_zero, f_star_0=f_star_0, one_step_factor=one_step, first_three_of_50=first_three, few_shots=few_shots, alphas=alphas, own=own_table, own_meta_steps=own_meta_steps)

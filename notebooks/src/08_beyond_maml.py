@@ -565,19 +565,66 @@ for name in family.ALGORITHMS:
 #
 # ## Exercises
 #
-# 1. **Per-layer α by hand.** Train MAML with `InnerLoopObjective(loss_fn, 1,
-#    inner_lr=[0.02, 0.01, 0.005])` through `train.optimize`. Is it better or worse
-#    than one α = 0.01 after 1 step? After 10?
-# 2. **ANIL's saving.** Time `jax.grad(maml_objective)` with and without
-#    `adapt=[False, False, True]` for 5 inner steps (chapter 4's timing helper). Then
-#    read the ANIL row's ms in the Omniglot table, where the body is four conv layers.
-# 3. **Meta-SGD for more steps.** Train Meta-SGD with `inner_steps=5` (option of the
-#    recipe). Do its 5- and 10-step meta-test cells still diverge?
-# 4. **iMAML's λ.** Rerun the race with `reg` 2, 5 and 20. Which fine-tunes best, and
-#    which trains stably?
-# 5. **A schedule of your own.** Write a two-phase `optimize_schedule` that trains
-#    FOMAML for the first half and MAML for the second. How close does it get to MAML,
-#    at what cost?
+# Each stub raises `NotImplementedError` until you fill it in; the `check_…` call under
+# it runs your function on fresh inputs against the library's answer and says
+# `correct`, `not yet`, or what differs. Solutions:
+# [notebooks/solutions/08_beyond_maml.ipynb](solutions/08_beyond_maml.ipynb).
+#
+# **1. Meta-SGD's inner step.** One step θ' = θ − α ∘ ∇L_support(θ), with `rates` a
+# pytree shaped like `params` (one rate per entry).
+
+# %% tags=["exercise"]
+import jax
+
+from minimaml.exercises.family import check_metasgd_step
+
+def metasgd_step(params, loss_fn, support, rates):
+    """θ − α ∘ ∇L_support(θ), entry by entry."""
+    raise NotImplementedError  # your code here
+
+check_metasgd_step(metasgd_step)
+
+# %% [markdown]
+# **2. ANIL's inner step.** One SGD step of size `inner_lr` on the last layer only;
+# the other layers stay θ (`params` is a list of layers).
+
+# %% tags=["exercise"]
+import jax
+
+from minimaml.exercises.family import check_head_only_step
+
+def head_only_step(params, loss_fn, support, inner_lr):
+    """params with only params[-1] moved by one SGD step on the support loss."""
+    raise NotImplementedError  # your code here
+
+check_head_only_step(head_only_step)
+
+# %% [markdown]
+# **3. iMAML's implicit meta-gradient, densely.** Given the inner solution φ, return
+# (I + H/λ)⁻¹ ∇L_query(φ) as a pytree shaped like φ, H the Hessian of the support loss
+# at φ (`ravel_pytree` flattens; `jax.hessian` and `jnp.linalg.solve` do the rest).
+
+# %% tags=["exercise"]
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from minimaml.exercises.family import check_implicit_gradient
+
+def implicit_gradient(phi, loss_fn, support, query, reg):
+    """(I + H/reg)⁻¹ ∇L_query(φ), H = ∇²L_support(φ), as a pytree like φ."""
+    raise NotImplementedError  # your code here
+
+check_implicit_gradient(implicit_gradient)
+
+# %% [markdown]
+# **To explore** (no check): train Meta-SGD with `inner_steps=5` (an option of the
+# recipe) — do its 5- and 10-step cells still diverge? Rerun the race of section 3 with
+# iMAML's `reg` at 2, 5 and 20. Time `jax.grad(maml_objective)` with and without
+# `adapt=[False, False, True]` for 5 inner steps (chapter 4's timing helper), then read
+# the ANIL row's ms in the Omniglot table, where the body is four conv layers. Write a
+# two-phase `optimize_schedule` that trains FOMAML for the first half and MAML for the
+# second.
 
 # %%
 summary = {

@@ -216,6 +216,18 @@ def ship_sinusoid_params(runs):
     return made_by
 
 
+def write_readme_block(name, text):
+    """Replace the README's ``<!-- BEGIN name -->`` … ``<!-- END name -->`` block (it must
+    exist: the README decides where the table goes)."""
+    readme = ROOT / "README.md"
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    current = readme.read_text()
+    if begin not in current:
+        return
+    head, rest = current.split(begin, 1)
+    readme.write_text(f"{head}{begin}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benchmark", choices=("sinusoid", "omniglot"))
@@ -227,6 +239,9 @@ def main(argv=None):
                         help="where each run writes (a finished run there is reused)")
     parser.add_argument("--minutes", type=float, default=4.0,
                         help="omniglot: CPU-minutes of training per variant (all threads)")
+    parser.add_argument("--note", default="",
+                        help="a sentence for the section's header (e.g. how the runs were "
+                             "scheduled)")
     args = parser.parse_args(argv)
     if args.meta_steps is None:
         args.meta_steps = 70_000 if args.benchmark == "sinusoid" else 60_000
@@ -268,13 +283,19 @@ def main(argv=None):
             f"Machine: {machine_description()}.\n"
             f"Command: `nice -n 5 python benchmarks/family_results.py {args.benchmark}"
             f"{' --minutes %g' % args.minutes if args.benchmark == 'omniglot' else ''}` "
-            f"({hours:.1f} h of runs in this call; load average before "
+            f"({hours:.1f} h of runs in this call; runs already in {args.runs_dir}/ are "
+            f"reused, not rerun; load average before "
             f"{' '.join(f'{x:.2f}' for x in load_before)}, after "
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}: a shared 2-core machine, "
-            f"so compare ms within this table only). Versions: "
+            f"so compare ms within this table only).{' ' + args.note if args.note else ''} Versions: "
             f"{', '.join(f'{k} {v}' for k, v in versions.items())}.\n\n{intro}\n\n{table}\n\n"
             f"The runs, one command each:\n{commands}\n")
     write_section(f"family_{args.benchmark}", text)
+    write_readme_block(f"family_{args.benchmark}", (
+        f"`nice -n 5 python benchmarks/family_results.py {args.benchmark}"
+        f"{' --minutes %g' % args.minutes if args.benchmark == 'omniglot' else ''}` "
+        f"(BENCHMARKS.md, \"The MAML family: {args.benchmark}\", has the settings, every "
+        f"run's command, the machine and the versions):\n\n{table}"))
     (ROOT / "minimaml" / "data" / f"family_{args.benchmark}.json").write_text(
         json.dumps({"table": table, "results": summary, "machine": machine_description(),
                     "shipped_params_from": shipped_from if args.benchmark == "sinusoid" else None,

@@ -216,6 +216,16 @@ def check_08(r):
     assert "sinusoid" in r["shipped_tables"]
     assert set(r["rates_summary"]) == {"metasgd", "mamlpp"}
     assert set(r["own_model"]) == {"flax_nnx", "equinox"}      # both recipes ran (dev extra)
+    # Adam's first step moves each learned rate by about its learning rate
+    assert r["mamlpp_first_rate_step"]["None"] == pytest.approx(1e-3, rel=0.05)
+    assert r["mamlpp_first_rate_step"]["0.0001"] == pytest.approx(1e-4, rel=0.05)
+    assert r["mamlpp_same_beta"]["steps"] == 20
+    # ANIL's head is more curved than MAML's on the shipped θs, most at K = 5
+    curvature = r["head_curvature"]
+    assert curvature["anil K=5"]["median"] > curvature["maml K=5"]["median"]
+    assert curvature["anil K=5"]["above_2_over_alpha"] > curvature["maml K=5"]["above_2_over_alpha"]
+    assert set(r["imaml_alpha"]) == {"K=5 α=0.002", "K=5 α=0.01", "K=10 α=0.002", "K=10 α=0.01"}
+    assert {"sinusoid maml", "omniglot maml"} <= set(r["compare"])
 
 
 CASES = [
@@ -229,7 +239,8 @@ CASES = [
     Case("06_omniglot_gpu.ipynb", {"cpu_meta_steps": 100, "filters": 16, "eval_tasks": 100,
                                    "eval_every": 50}, check_06),
     Case("07_playground.ipynb", {"own_meta_steps": 200}, check_07),
-    Case("08_beyond_maml.ipynb", {"meta_steps": 100, "eval_tasks": 30, "own_model_steps": 60}, check_08),
+    Case("08_beyond_maml.ipynb", {"meta_steps": 100, "eval_tasks": 30, "own_model_steps": 60,
+                                  "divergence_steps": 20}, check_08),
 ]
 
 

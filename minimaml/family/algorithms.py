@@ -295,8 +295,19 @@ def check_recipe(algorithm: str, options: dict[str, Any]) -> None:
         if name not in allowed:
             raise ValueError(f"{algorithm} has no option {name!r}; it takes "
                              f"{', '.join(allowed)}")
+    for name, value in options.items():
+        if name in _NUMBER_OPTIONS and value is not None:
+            _NUMBER_OPTIONS[name](value, name)
     if algorithm in ("mamlpp", "imaml") and "inner_steps" in options:
         check_int(options["inner_steps"], "inner_steps", 1)     # a loss per step, a solve
+
+
+# The recipes' number options, checked when a config is made (before any long work).
+_NUMBER_OPTIONS = {
+    "inner_steps": lambda v, n: check_int(v, n, 0), "cg_steps": lambda v, n: check_int(v, n, 1),
+    "first_order_steps": lambda v, n: check_int(v, n, 0),
+    "msl_steps": lambda v, n: check_int(v, n, 0), "msl_phases": lambda v, n: check_int(v, n, 1),
+    "reg": check_positive, "eval_inner_lr": check_positive, "rate_meta_lr": check_positive}
 
 
 def plan(algorithm: str, params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,

@@ -317,6 +317,6 @@ def format_table(metrics: dict[str, Any], shots: str = "5",
                  f"{res['mse'][n]:.3f} ± {res['ci95'][n]:.3f}" for n in steps]
         note = f" ({res['diverged_tasks']} of {res['tasks']} tasks diverged, left out)" \
             if res.get("diverged_tasks") else ""
-        label = metrics["config"].get("algorithm", "maml") if name == "maml" else name
+        label = metrics.get("config", {}).get("algorithm", "maml") if name == "maml" else name
         lines.append(f"| {label} (K={shots}){note} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -91,7 +91,8 @@ def run_all(benchmark, args):
         out = pathlib.Path(args.runs_dir) / benchmark / label
         cmd = command(benchmark, label, out, args)
         failure = out / "failed.txt"    # the CLI's last error line, when it wrote no metrics
-        if not (out / "metrics.json").exists() and not failure.exists():
+        if not (out / "metrics.json").exists() and not failure.exists() \
+                and not args.collect_only:
             print(f"--- {label}: python {shlex.join(cmd)}", flush=True)
             start = time.perf_counter()
             result = subprocess.run([sys.executable, *cmd], cwd=ROOT, stderr=subprocess.PIPE,
@@ -240,6 +241,9 @@ def main(argv=None):
                         help="where each run writes (a finished run there is reused)")
     parser.add_argument("--minutes", type=float, default=4.0,
                         help="omniglot: CPU-minutes of training per variant (all threads)")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="run nothing: write the tables from the finished runs (e.g. "
+                             "after running variants in parallel with --algorithms)")
     parser.add_argument("--note", default="",
                         help="a sentence for the section's header (e.g. how the runs were "
                              "scheduled)")
@@ -256,14 +260,24 @@ def main(argv=None):
         intro = (f"The paper's sinusoid config (MLP 1-40-40-1, meta-batch 25, K = 10 + 10 in "
                  f"training, Adam 1e-3), {args.meta_steps:,} meta-steps for every variant, seed "
                  f"0. Meta-test: 600 fixed fresh tasks per K, each fine-tuned from θ on its K "
-                 f"points — plain SGD at α = 0.01, or the variant's own way (Meta-SGD and "
-                 f"MAML++ with their learned rates, the last learned step's rate repeated "
-                 f"beyond the steps they trained; ANIL the head only) — query MSE on 100 "
-                 f"points, mean ± 95% CI. *diverged*: more than 10% of the tasks' MSE became "
-                 f"non-finite by that step (learned rates taken further than trained); the "
-                 f"other cells average the tasks still finite there. ms / meta-step: median "
-                 f"over the 1,000-step chunks after the first (compilation), sampling "
-                 f"included.")
+                 f"points the way it trained — plain SGD at its α (0.01; Reptile's "
+                 f"eval_inner_lr; iMAML the 0.002 of its inner solve, without the regulariser, "
+                 f"as the authors' code meta-tests), ANIL the head only, Meta-SGD and MAML++ "
+                 f"with their learned rates — query MSE on 100 points, mean ± 95% CI. "
+                 f"**†**: past the inner steps the learned rates were trained for (Meta-SGD 1, "
+                 f"MAML++ 5); the last learned step's rates are repeated there, and nothing in "
+                 f"training made them good for it: Meta-SGD's one-step rates diverge on some "
+                 f"tasks from step 2 on. Read Meta-SGD at 1 step and MAML++ at 1 and 5. "
+                 f"*diverged*: more than 10% of the tasks' MSE became non-finite by that step; "
+                 f"the other cells average the tasks still finite at the last step shown (the "
+                 f"settings column counts the ones left out). ANIL's K = 5 cells blow up "
+                 f"because its head's support loss is a quadratic whose curvature exceeds 2/α "
+                 f"on some tasks (chapter 8 computes it); `anil_finetune-lr-0.005` is the same "
+                 f"training fine-tuned with half the step. MAML++ trains its rates with Adam "
+                 f"at rate_meta_lr = 1e-4 (β·α/0.1: the paper's α starts at 0.1); at θ's β the "
+                 f"same run diverged within 7,000 meta-steps (chapter 8 reproduces it). "
+                 f"ms / meta-step: median over the 1,000-step chunks after the first "
+                 f"(compilation), sampling included.")
         shipped_from = ship_sinusoid_params(runs)
     else:
         intro = (f"Omniglot 5-way 1-shot (the paper's conv net, meta-batch 32, one query per "

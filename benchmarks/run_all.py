@@ -6,8 +6,9 @@
    sinusoid paper config and 5 inner steps, alternating runs, gradient check.
 3. ``benchmarks/peer_memory.py``: peak memory vs inner steps.
 4. minimaml's own: ``sinusoid_speed.py``, ``omniglot_speed.py`` (needs the Omniglot
-   data: ``$MINIMAML_OMNIGLOT_DIR``) and ``widget_latency.py``, each in its own
-   process (``--skip-own`` leaves them out).
+   data: ``$MINIMAML_OMNIGLOT_DIR``), ``devices_speed.py`` (1 vs 2 CPU host devices,
+   both benchmarks) and ``widget_latency.py``, each in its own process (``--skip-own``
+   leaves them out).
 
 Each writes its own section of BENCHMARKS.md. The whole run takes a few minutes on a
 quiet 2-core machine (more when the cores are shared). ``--runs N`` sets the number of
@@ -33,7 +34,8 @@ def main(argv=None):
     parser.add_argument("--skip-setup", action="store_true",
                         help="do not create or refresh .venv-peers")
     parser.add_argument("--skip-own", action="store_true",
-                        help="skip sinusoid_speed, omniglot_speed and widget_latency")
+                        help="skip sinusoid_speed, omniglot_speed, devices_speed and "
+                             "widget_latency")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -50,7 +52,8 @@ def main(argv=None):
                          command=f"{via.strip()}) → peer_comparison.py --runs {args.runs}")
     peer_memory.main([], command=f"{via.strip()}) → peer_memory.py")
     if not args.skip_own:
-        for script in ("sinusoid_speed.py", "omniglot_speed.py", "widget_latency.py"):
+        for script in ("sinusoid_speed.py", "omniglot_speed.py", "devices_speed.py",
+                       "widget_latency.py"):
             print(f"--- {script}", flush=True)
             result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)],
                                     cwd=ROOT)

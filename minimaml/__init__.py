@@ -7,6 +7,7 @@ The core (needs only jax, optax and numpy):
 - :mod:`minimaml.maml`     the inner loop and the MAML objective (Eq. 1 of the paper)
 - :mod:`minimaml.train`    meta-training with optax, the pretrained baseline
 - :mod:`minimaml.evaluate` the meta-test protocol
+- :mod:`minimaml.devices`  more devices: meta-batches split over a mesh, many processes
 - :mod:`minimaml.tasks`    what task batches and samplers share
 - :mod:`minimaml.family`   MAML's relatives on the same inner loop: FOMAML, Meta-SGD,
   ANIL, MAML++, Reptile, iMAML

@@ -15,12 +15,15 @@ user typed (``--checkpoint-minutes ... got -5``).
 import argparse
 import dataclasses
 import errno
+import os
 import re
 import sys
 import warnings
 from typing import Any, Callable, Sequence
 
-from .checks import ArgumentError
+import jax
+
+from .checks import ArgumentError, check_int, check_number
 from .runs import Interrupted
 from .train import TrainingDiverged
 
@@ -154,6 +157,92 @@ class CommandLine:
                 raise
             finally:
                 warnings.formatwarning = previous
+
+
+DEVICE_FLAGS = (
+    Flag("--devices", int, "split each meta-batch's tasks, and the meta-test's, across this "
+         "many devices (of all processes together); on a CPU these are XLA host devices, at "
+         "most one per core (default: one device, no split)", in_config=False),
+    Flag("--distributed", None, "join a multi-process run (jax.distributed): run the same "
+         "command in every process, each with its --process-id; each process writes its own "
+         "--out. What --coordinator, --processes and --process-id leave out comes from "
+         "$JAX_COORDINATOR_ADDRESS, $JAX_NUM_PROCESSES, $JAX_PROCESS_ID or the cluster "
+         "(SLURM, Open MPI)", in_config=False),
+    Flag("--coordinator", str, "host:port of process 0, which coordinates (with "
+         "--distributed)", in_config=False),
+    Flag("--processes", int, "how many processes take part (with --distributed)",
+         in_config=False),
+    Flag("--process-id", int, "this process's number, 0..processes-1 (with --distributed)",
+         in_config=False),
+    Flag("--coordinator-timeout", float, "seconds to wait for the coordinator and the other "
+         "processes (with --distributed; default: 60)", default=60.0, in_config=False),
+)
+"""The flags of :func:`use_devices`, shared by the command lines."""
+
+
+def use_devices(args: argparse.Namespace, meta_batch: int) -> int | None:
+    """Set up the devices the flags of :data:`DEVICE_FLAGS` ask for, before any other JAX
+    call: XLA host devices on a CPU, then ``jax.distributed`` with ``--distributed``.
+
+    Every value is checked first (one error naming the flag): ``--devices`` from 1 to the
+    devices there are (on a CPU, one host device per core, or ``$JAX_NUM_CPU_DEVICES``
+    where set), a multiple of the processes; a ``--meta-batch`` each process can draw an
+    equal share of; a coordinator that answers within ``--coordinator-timeout``. Returns the ``devices=`` argument of the library
+    (None: no split in a single process, every device of every process with several).
+    """
+    from . import devices as device_setup
+    count = None if args.devices is None else check_int(args.devices, "devices", 1)
+    timeout = check_number(args.coordinator_timeout, "coordinator_timeout", 1)
+    given = [f.name for f in DEVICE_FLAGS[2:5] if getattr(args, f.dest) is not None]
+    if given and not args.distributed:
+        raise ValueError(f"{' and '.join(given)} {'go' if given[1:] else 'goes'} with "
+                         f"--distributed; add it to join a multi-process run")
+    processes = 1
+    if args.distributed:
+        from_environment = os.environ.get(device_setup.ENVIRONMENT[1], "")
+        processes = check_int(args.processes if args.processes is not None else
+                              int(from_environment) if from_environment.isdigit() else 1,
+                              "processes", 1)
+        if meta_batch % processes:
+            raise ArgumentError("meta_batch", f"a multiple of the processes ({processes}): "
+                                f"each process draws an equal share of the tasks", meta_batch)
+        if count is not None and count % processes:
+            raise ArgumentError("devices", f"a multiple of the processes ({processes}): each "
+                                f"process gives the same number of devices", count)
+    host_devices = os.environ.get("JAX_NUM_CPU_DEVICES")    # the user's own choice
+    if count is not None and not host_devices:
+        device_setup.use_cpu_devices(min(count // processes, _cpu_cores()))
+    if args.distributed:
+        try:
+            device_setup.initialize_distributed(
+                args.coordinator, args.processes, args.process_id, timeout,
+                exit_message=f"error: --distributed: the processes did not all join "
+                             f"within {timeout:g} s (--coordinator-timeout); start them all, "
+                             f"each with its --process-id")
+        except device_setup.NotGiven as err:
+            flags = [f"--{name.replace('_', '-')}" for name in err.missing]
+            raise ValueError(f"--distributed: {', '.join(flags)} not given: give them, or set "
+                             f"${', $'.join(device_setup.ENVIRONMENT)}") from None
+        except ArgumentError:
+            raise
+        except ValueError as err:
+            raise ValueError(f"--distributed: {err}") from None
+    available = len(jax.devices())
+    if count is not None and count > available:
+        where = f"the {jax.default_backend()} devices JAX started with"
+        if jax.default_backend() == "cpu" and host_devices:
+            where = f"$JAX_NUM_CPU_DEVICES={host_devices} host devices"
+        elif jax.default_backend() == "cpu" and available == _cpu_cores():
+            where = f"this machine's {available} CPU cores, one host device each"
+        raise ArgumentError("devices", f"an integer in 1..{available} ({where})", count)
+    return count
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:    # not on Linux
+        return os.cpu_count() or 1
 
 
 def describe_os_error(err: OSError) -> str:

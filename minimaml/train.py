@@ -20,6 +20,8 @@ import numpy as np
 import optax
 
 from .checks import check_adapt, check_int, check_positive
+from .devices import (Devices, TaskShares, process_zero_decides, replicate, replicated,
+                      shard_tasks, task_sharding)
 from .maml import maml_objective, query_loss
 from .types import ArrayLike, LossFn, Mask, Objective, OnChunk, PyTree, SampleTasks
 
@@ -49,12 +51,14 @@ def _as_pytree(fn: Any) -> Any:
     return jax.tree_util.Partial(fn) if len(leaves) == 1 and leaves[0] is fn else fn
 
 
-@partial(jax.jit, static_argnames="length")
+@partial(jax.jit, static_argnames=("length", "sharding"))
 def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, update, *,
-               length):
+               length, sharding=None):
     def one_step(carry, step):
         params, opt_state = carry
         support, query = sample_tasks(jax.random.fold_in(key, step))
+        if sharding is not None:
+            support, query = shard_tasks((support, query), sharding)
         loss, grads = jax.value_and_grad(objective)(params, support, query)
         updates, opt_state = update(grads, opt_state, params)
         if lr is not None and jax.tree.structure(lr).num_leaves > 1:    # a rate per leaf
@@ -65,6 +69,9 @@ def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, 
 
     step_numbers = first_step + jnp.arange(length)
     (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), step_numbers)
+    if sharding is not None:    # every process can read them whole
+        params, opt_state, losses = jax.lax.with_sharding_constraint(
+            (params, opt_state, losses), replicated(sharding))
     return params, opt_state, losses
 
 
@@ -72,7 +79,8 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
              *, steps: int, lr: float | PyTree | None = 1e-3,
              optimizer: optax.GradientTransformation | None = None,
              steps_per_call: int = 1000, opt_state: PyTree | None = None, start_step: int = 0,
-             on_chunk: OnChunk | None = None) -> tuple[PyTree, PyTree, np.ndarray]:
+             on_chunk: OnChunk | None = None,
+             devices: Devices = None) -> tuple[PyTree, PyTree, np.ndarray]:
     """Minimise ``objective`` over freshly sampled task batches with an optax optimizer.
 
     Each step draws a task batch with ``sample_tasks(fold_in(key, step))`` — so the
@@ -99,7 +107,17 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
         ``start_step .. steps-1`` only.
       on_chunk: called as ``on_chunk(step, params, opt_state, losses)`` after each
         chunk, ``step`` being the number of steps done so far (for checkpoints, logs,
-        progress bars); returning True stops training there.
+        progress bars); returning True stops training there (with several processes,
+        process 0's answer stops them all).
+      devices: split the task axis of every meta-batch across devices
+        (:mod:`minimaml.devices`): a count n (the first n devices), a list of devices
+        or a ``Mesh`` with a ``"tasks"`` axis. Params and optimizer state are
+        replicated; each device adapts its share of the tasks and XLA all-reduces the
+        meta-gradient. A meta-batch that does not divide by the device count is padded
+        by XLA with the padding masked out, so the mean is exact. None: a single
+        process runs as without this argument (so does a mesh of one device); after
+        :func:`minimaml.devices.initialize_distributed`, every device of every process,
+        ``sample_tasks`` then drawing one process's share (see ``TaskShares``).
 
     Returns:
       ``(params, opt_state, losses)``, losses a float numpy array of the objective at
@@ -117,31 +135,41 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
     elif lr is not None:
         raise ValueError(f"lr must be None when an optimizer is given (it has its own rate); "
                          f"got lr={lr!r}")
+    sharding = task_sharding(devices)
     return _optimize(params, objective, sample_tasks, key, steps, lr, optimizer,
-                     steps_per_call, opt_state, start_step, on_chunk)
+                     steps_per_call, opt_state, start_step, on_chunk, sharding)
 
 
 def _optimize(params, objective, sample_tasks, key, steps, lr, optimizer, steps_per_call,
-              opt_state, start_step, on_chunk):
+              opt_state, start_step, on_chunk, sharding=None):
     if optimizer is None:
         optimizer, lr = _ADAM, jax.tree.map(jnp.asarray, lr)
     if opt_state is None:
         opt_state = optimizer.init(params)
     objective, sample_tasks = _as_pytree(objective), _as_pytree(sample_tasks)
     update = jax.tree_util.Partial(optimizer.update)
+    if sharding is not None:
+        if jax.process_count() > 1:    # each process draws its share: fold_in(key, process)
+            sample_tasks = TaskShares(sample_tasks, jax.process_count())
+        params, opt_state, lr, key, objective, sample_tasks = replicate(
+            (params, opt_state, lr, key, objective, sample_tasks), sharding)
     all_losses = []
     step = start_step
     while step < steps:
         length = min(steps_per_call, steps - step)
         params, opt_state, losses = _run_chunk(params, opt_state, lr, key, step, objective,
-                                               sample_tasks, update, length=length)
+                                               sample_tasks, update, length=length,
+                                               sharding=sharding)
         losses = np.asarray(losses)
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
             raise TrainingDiverged(step + int(bad[0]), float(losses[bad[0]]))
         all_losses.append(losses)
         step += length
-        if on_chunk is not None and on_chunk(step, params, opt_state, losses):
+        stop = on_chunk is not None and bool(on_chunk(step, params, opt_state, losses))
+        if sharding is not None and jax.process_count() > 1:
+            stop = process_zero_decides(stop)      # all processes stop at the same chunk
+        if stop:
             break
     losses = np.concatenate(all_losses) if all_losses else np.zeros((0,), np.float32)
     return params, opt_state, losses
@@ -239,8 +267,8 @@ def meta_train(params: PyTree, loss_fn: LossFn, sample_tasks: SampleTasks, key: 
     Minimises ``maml_objective`` with ``inner_steps`` SGD steps of size ``inner_lr``
     (α) per task; ``meta_lr`` is β; ``adapt`` chooses the parameters that adapt in the
     inner loop (:func:`minimaml.maml.inner_loop`; ANIL adapts the head only). Other
-    keyword arguments (``steps_per_call``, ``opt_state``, ``start_step``,
-    ``on_chunk``) go to :func:`optimize`. Returns ``(params, opt_state, losses)``.
+    keyword arguments (``steps_per_call``, ``opt_state``, ``start_step``, ``on_chunk``,
+    ``devices``) go to :func:`optimize`. Returns ``(params, opt_state, losses)``.
     """
     check_int(meta_steps, "meta_steps", 1)
     check_positive(inner_lr, "inner_lr")
@@ -258,7 +286,8 @@ def pretrain(params: PyTree, loss_fn: LossFn, sample_tasks: SampleTasks, key: ja
     """The pretrained baseline: plain regression on task batches from p(T), Adam(lr).
 
     Uses the same task sampler, batch size and optimizer as MAML, but the objective
-    is the loss at θ itself (``query_loss``): no inner loop. Returns
+    is the loss at θ itself (``query_loss``): no inner loop. Other keyword arguments
+    (``devices``, ``on_chunk``, ...) go to :func:`optimize`. Returns
     ``(params, opt_state, losses)``.
     """
     return optimize(params, PlainObjective(loss_fn), sample_tasks, key, steps=steps, lr=lr,

@@ -80,6 +80,32 @@ def one_error(main, argv, capsys, status=2):
 
 # --- every bad flag of both command lines ----------------------------------------
 
+# --devices and --distributed (issue 15), the same on both command lines; those that need a
+# fresh process or a timeout are in test_cli_devices.py.
+DEVICES_BAD = [
+    (["--devices", "0"], "--devices must be an integer >= 1; got 0"),
+    (["--distributed", "--processes", "0"], "--processes must be an integer >= 1; got 0"),
+    (["--distributed", "--processes", "3", "--devices", "2", "--meta-batch", "6"],
+     "--devices must be a multiple of the processes (3): each process gives the same number "
+     "of devices; got 2"),
+    (["--distributed", "--processes", "2", "--process-id", "2", "--coordinator", "127.0.0.1:9",
+      "--meta-batch", "4"], "--process-id must be in 0..1 (processes=2); got 2"),
+    (["--distributed", "--processes", "2", "--process-id", "-1", "--coordinator", "127.0.0.1:9",
+      "--meta-batch", "4"], "--process-id must be an integer >= 0; got -1"),
+    (["--distributed", "--processes", "2", "--process-id", "0", "--coordinator", "nowhere",
+      "--meta-batch", "4"],
+     "--coordinator must be host:port (e.g. 127.0.0.1:1234); got 'nowhere'"),
+    (["--coordinator", "127.0.0.1:9"], "--coordinator goes with --distributed; add it to join "
+                                       "a multi-process run"),
+    (["--processes", "2", "--process-id", "1"], "--processes and --process-id go with "
+                                                "--distributed"),
+    (["--coordinator-timeout", "0.5"], "--coordinator-timeout must be a finite number >= 1; "
+                                       "got 0.5"),
+    (["--distributed", "--processes", "4", "--meta-batch", "6"],
+     "--meta-batch must be a multiple of the processes (4): each process draws an equal share "
+     "of the tasks; got 6"),
+]
+
 SINUSOID_BAD = [
     (["--meta-steps", "0"], "--meta-steps must be an integer in 1..2147483647; got 0"),
     (["--meta-steps", "2147483648"], "--meta-steps must be an integer in 1..2147483647"),
@@ -106,6 +132,7 @@ SINUSOID_BAD = [
     (["--algorithm-option", "reg"], "argument --algorithm-option: invalid parse_option value: "
                                     "'reg'"),
     (["--algorithm", "imaml", "--algorithm-option", "regg=1"], "imaml has no option 'regg'"),
+    *DEVICES_BAD,
 ]
 
 OMNIGLOT_BAD = [
@@ -148,6 +175,7 @@ OMNIGLOT_BAD = [
                                "reptile, imaml; got 'anil2'"),
     (["--algorithm", "mamlpp", "--algorithm-option", "rate_meta_lr=-1"],
      "rate_meta_lr must be a finite number > 0; got -1"),
+    *DEVICES_BAD,
 ]
 
 

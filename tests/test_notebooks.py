@@ -151,6 +151,14 @@ def check_04(r):
     assert r["chunk_compilations"] == {"two full chunks": 1, "one and a half": 1,
                                        "one and a half, again": 0}
     assert r["scan_final_loss"] < r["scan_first_loss"]        # the scanned training run trains
+    eight = r["eight_devices"]                                 # section 7, 8 simulated devices:
+    assert eight["difference"] < 1e-5                          # the sharded meta-gradient agrees,
+    assert eight["loss_difference"] < 1e-4                     # so does a short run's loss curve,
+    assert eight["rows"] == [1] and eight["all_reduces"] == 1  # 3 tasks: 1 row a device, 1 all-reduce
+    assert set(eight["ms"]) == {"1", "2", "8"} and all(v > 0 for v in eight["ms"].values())
+    two = r["two_processes"]                                   # two processes on 127.0.0.1
+    assert two["processes"] == 2 and two["identical"] and two["max_abs_diff_to_one_process"] < 1e-5
+    assert "did not answer within 3 s" in r["absent_coordinator"]
 
 
 def check_05(r):

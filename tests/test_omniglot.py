@@ -412,6 +412,16 @@ def test_default_config_is_the_papers():
             twenty.eval_inner_steps, twenty.meta_batch) == (20, 5, 5, 0.1, 5, 16)
 
 
+def test_a_named_cache_needs_no_pooch(monkeypatch, tmp_path):
+    """With $MINIMAML_CACHE set, finding the cache imports nothing from the omniglot extra
+    (the GPU machine has no pooch: local data and a named cache must be enough)."""
+    import sys
+    from minimaml.omniglot import data
+    monkeypatch.setenv("MINIMAML_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pooch", None)     # any `import pooch` now fails
+    assert data.default_cache_dir() == tmp_path
+
+
 def test_cli_algorithm_reaches_the_config_and_checkpoints_keep_runs_apart(small1, tmp_path):
     config, _ = og.parse_args(["--algorithm", "anil", "--data", str(tmp_path)])
     assert config.algorithm == "anil" and config.inner_steps == 1

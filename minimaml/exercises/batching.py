@@ -1,6 +1,7 @@
 """Chapter 4's exercises: the inner loop as one ``lax.scan``, and a jitted function that
 does not compile again when α changes."""
 import contextlib
+from typing import Iterator
 
 import jax
 
@@ -37,7 +38,7 @@ check_scan_inner_loop = Exercise(
 
 
 @contextlib.contextmanager
-def count_compilations():
+def count_compilations() -> Iterator[list[str]]:
     """``with count_compilations() as events:`` — every XLA compilation inside the block."""
     events = []
 

@@ -187,7 +187,7 @@ def random_like(rng: np.random.Generator, tree: Any) -> Any:
 
 
 def sine_support_query(rng: np.random.Generator, num_tasks: int | None, shots: int,
-                       queries: int):
+                       queries: int) -> tuple[Any, Any]:
     """Fresh sinusoid ``(support, query)`` batches; ``num_tasks=None`` gives one task."""
     from ..sinusoid import sample_tasks
     tasks = sample_tasks(jax.random.key(int(rng.integers(2**31))), num_tasks or 1, shots, queries)

@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from .. import family
-from ..cli import CommandLine, Flag
+from ..cli import DEVICE_FLAGS, CommandLine, Flag, use_devices
 from ..runs import RunFolder, memory_limit
 from .data import BASE_URL, DataUnavailable, data_dir, load
 from .experiment import Config, paper_config, run
@@ -55,6 +55,7 @@ FLAGS = (
     Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
          "(default: the device's memory)", in_config=False),
     Flag("--no-progress", None, "no progress bars", in_config=False),
+    *DEVICE_FLAGS,
 )
 
 COMMAND_LINE = CommandLine(
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
+    devices = use_devices(args, config.meta_batch)
     memory_limit(args.memory_limit_gb)
     progress = not args.no_progress
     with RunFolder(args.out):        # checked and locked before the data is read
@@ -97,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         source = args.data or data_dir() or f"downloaded from {BASE_URL}"
         _, metrics, _ = run(config, data, args.out, progress=progress,
                             log=lambda m: print(m, flush=True),
-                            memory_limit_gb=args.memory_limit_gb, data_source=source)
+                            memory_limit_gb=args.memory_limit_gb, data_source=source,
+                            devices=devices)
     acc = metrics["test_accuracy"]
     print(f"trained {metrics['meta_steps']} meta-steps in {metrics['train_seconds']:.1f} s; "
           f"test accuracy {100 * acc['mean']:.2f} ± {100 * acc['ci95']:.2f}% "

@@ -60,8 +60,10 @@ class Omniglot(NamedTuple):
 
 def default_cache_dir() -> pathlib.Path:
     """``$MINIMAML_CACHE`` if set, else the OS user cache dir (e.g. ~/.cache/minimaml)."""
-    import pooch
-    return pathlib.Path(os.environ.get("MINIMAML_CACHE") or pooch.os_cache("minimaml"))
+    if os.environ.get("MINIMAML_CACHE"):
+        return pathlib.Path(os.environ["MINIMAML_CACHE"])
+    import pooch   # the omniglot extra; not needed when the cache is named
+    return pathlib.Path(pooch.os_cache("minimaml"))
 
 
 def sha256_of(path: os.PathLike) -> str:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from .. import family
 from ..checks import ArgumentError, check_int, check_number, check_positive
+from ..devices import Devices, device_record, process_share
 from ..evaluate import mean_ci95
 from ..nets import conv_init
 from ..progress import ChunkTimer, ProgressBar, chain
@@ -128,18 +129,18 @@ class _RunDriver:
     ``max_train_seconds`` have passed or ``stop`` (Ctrl-C) asks. ``state`` is what the
     checkpoint keeps."""
 
-    def __init__(self, config, state, test_images, checkpoint, conv, log, stop=None,
+    def __init__(self, config, state, test_images, checkpoint, conv, log, stop, devices,
                  to_learned=None):
         self.config, self.state, self.test_images = config, state, test_images
         self.checkpoint, self.conv, self.log, self.stop = checkpoint, conv, log, stop
-        self.to_learned = to_learned
+        self.devices, self.to_learned = devices, to_learned
         self.last_mark = self.last_save = time.perf_counter()
         self.last_cpu = time.process_time()
 
     def record_eval(self, step, params):
         learned = None if self.to_learned is None else self.to_learned(params)
         accuracies, diverged = _evaluate(params, self.test_images, self.config, self.conv,
-                                         learned=learned)
+                                         devices=self.devices, learned=learned)
         mean, ci = mean_ci95(accuracies[:, -1])
         entry = {"step": step, "train_seconds": round(self.state["train_seconds"], 2),
                  "accuracy": float(mean), "ci95": float(ci)}
@@ -185,7 +186,8 @@ def data_record(data: Omniglot, source: Any = None) -> dict[str, Any]:
 def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
           progress: bool = True, conv: Callable | None = None,
           log: Callable[[str], None] | None = None,
-          memory_limit_gb: float | None = None) -> tuple[PyTree, dict[str, Any]]:
+          memory_limit_gb: float | None = None,
+          devices: Devices = None) -> tuple[PyTree, dict[str, Any]]:
     """Meta-train the conv net with ``config.algorithm`` (MAML by default, see
     :mod:`minimaml.family`) on ``data``'s training characters.
 
@@ -201,6 +203,9 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
 
     Before the work, the data must fit the config (:func:`check_data`) and the largest
     arrays ``memory_limit_gb`` (default: the device's memory; :func:`estimate_memory`).
+
+    ``devices`` splits the tasks of training and the meta-test across devices
+    (:func:`minimaml.train.optimize`); with several processes, each draws its share.
 
     With ``config.max_train_seconds`` (``max_train_cpu_seconds``) training stops at the
     first chunk boundary past that much training time (CPU time of all the process's
@@ -220,10 +225,10 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
             folder = stack.enter_context(RunFolder(out_dir))
             stop = stack.enter_context(StopOnInterrupt(log))
             checkpoint = folder.path / "checkpoint.npz"
-        return _train(config, data, checkpoint, stop, progress, conv, log)
+        return _train(config, data, checkpoint, stop, progress, conv, log, devices)
 
 
-def _train(config, data, checkpoint, stop, progress, conv, log):
+def _train(config, data, checkpoint, stop, progress, conv, log, devices=None):
     train_images, test_images = split_images(data, config)
     _, loss_fn = classifier(conv)
     the_plan = family.plan(config.algorithm, init_params(config), loss_fn,
@@ -243,13 +248,13 @@ def _train(config, data, checkpoint, stop, progress, conv, log):
         if log:
             log(f"resuming from {checkpoint} at step {start_step}")
 
-    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop,
+    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop, devices,
                         the_plan.learned)
     timer = ChunkTimer()
     steps_done = start_step
     if start_step < config.meta_steps:
-        sampler = task_sampler(train_images, config.meta_batch, config.ways, config.shots,
-                               config.queries)
+        sampler = task_sampler(train_images, process_share(config.meta_batch), config.ways,
+                               config.shots, config.queries)
         name = "MAML" if config.algorithm == "maml" else config.algorithm
         with ProgressBar(config.meta_steps, f"{name} {config.ways}-way {config.shots}-shot",
                          initial=start_step, scale=config.meta_batch, unit="task",
@@ -259,7 +264,7 @@ def _train(config, data, checkpoint, stop, progress, conv, log):
                 jax.random.fold_in(jax.random.key(config.seed), 1),
                 lr=the_plan.meta_lr(config.meta_lr), opt_state=opt_state,
                 start_step=start_step, steps_per_call=config.steps_per_call,
-                on_chunk=chain(timer, driver, bar, timer.restart))
+                on_chunk=chain(timer, driver, bar, timer.restart), devices=devices)
         steps_done = start_step + len(losses)
         if stop is not None and stop.requested and steps_done < config.meta_steps:
             raise Interrupted(f"stopped at step {steps_done} of {config.meta_steps}; "
@@ -284,14 +289,16 @@ OUTPUTS = ("metrics.json", "learning_curve.png")
 def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None,
         progress: bool = True, conv: Callable | None = None,
         log: Callable[[str], None] | None = None, memory_limit_gb: float | None = None,
-        data_source: Any = None) -> tuple[PyTree, dict[str, Any], dict]:
+        data_source: Any = None, devices: Devices = None) -> tuple[PyTree, dict[str, Any], dict]:
     """Train, meta-test and (with ``out_dir``) write metrics.json and learning_curve.png,
     the two together (see :func:`train` for the checks, the lock and Ctrl-C).
-    ``data_source`` (where ``data`` was read from) is recorded in metrics.json."""
+    ``data_source`` (where ``data`` was read from) and where the tasks were split
+    (``devices``) are recorded in metrics.json."""
     from .plots import plot
     with contextlib.ExitStack() as stack:
         folder = None if out_dir is None else stack.enter_context(RunFolder(out_dir, OUTPUTS))
-        params, history = train(config, data, out_dir, progress, conv, log, memory_limit_gb)
+        params, history = train(config, data, out_dir, progress, conv, log, memory_limit_gb,
+                                devices)
         final = history["evals"][-1]
         metrics = {
             "test_accuracy": {"mean": final["accuracy"], "ci95": final["ci95"],
@@ -304,6 +311,7 @@ def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None
             "meta_steps": history["steps"],
             "ms_per_step": history["ms_per_step"],
             "evals": history["evals"],
+            "devices": device_record(devices),
             "versions": versions(),
         }
         if folder is not None:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import family
+from ..devices import Devices
 from ..evaluate import finetune_curves
 from ..train import TrainingDiverged
 from ..types import PyTree
@@ -35,7 +36,7 @@ class _FiniteAccuracy:
 
 def evaluate(params: PyTree, test_images: jax.Array, config: Config,
              conv: Callable | None = None, max_diverged_fraction: float = 0.1,
-             learned: family.Learned | None = None) -> np.ndarray:
+             learned: family.Learned | None = None, devices: Devices = None) -> np.ndarray:
     """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α
     (with ``learned``: fine-tuned its way — learned rates, ANIL's head only — from
     ``learned.params``, and ``params`` is not used).
@@ -46,12 +47,14 @@ def evaluate(params: PyTree, test_images: jax.Array, config: Config,
 
     A task whose fine-tuned weights become non-finite counts as wrong (accuracy 0 from
     that step on); if more than ``max_diverged_fraction`` of the tasks do, this raises
-    TrainingDiverged.
+    TrainingDiverged. ``devices`` splits the tasks across devices.
     """
-    return _evaluate(params, test_images, config, conv, max_diverged_fraction, learned)[0]
+    return _evaluate(params, test_images, config, conv, max_diverged_fraction, learned,
+                     devices)[0]
 
 
-def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1, learned=None):
+def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1, learned=None,
+              devices=None):
     """(accuracies, the number of tasks whose fine-tuning diverged); see :func:`evaluate`."""
     key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
     tasks = sample_tasks(key, test_images, config.eval_tasks, config.ways, config.shots,
@@ -62,7 +65,8 @@ def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1, lear
         learned.finetune_kwargs(config.eval_inner_steps)
     curves = finetune_curves(params if learned is None else learned.params, loss_fn,
                              tasks.support, tasks.query, steps=config.eval_inner_steps,
-                             metric_fn=metric, task_chunk=EVAL_CHUNK, **finetune)
+                             metric_fn=metric, task_chunk=EVAL_CHUNK, devices=devices,
+                             **finetune)
     diverged = ~np.isfinite(curves)
     if diverged.any(axis=1).sum() > max_diverged_fraction * len(curves):
         step = int(np.argmax(diverged.any(axis=0)))

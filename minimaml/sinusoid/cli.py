@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from .. import family
-from ..cli import CommandLine, Flag
+from ..cli import DEVICE_FLAGS, CommandLine, Flag, use_devices
 from .experiment import Config, format_table, run
 
 _PAPER = Config()
@@ -33,6 +33,7 @@ FLAGS = (
     Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
          "(default: the device's memory)", in_config=False),
     Flag("--no-progress", None, "no progress bars", in_config=False),
+    *DEVICE_FLAGS,
 )
 
 COMMAND_LINE = CommandLine(
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = _config(args)
+    devices = use_devices(args, config.meta_batch)
     _, _, metrics = run(config, out_dir=args.out, progress=not args.no_progress,
                         log=lambda line: print(line, file=sys.stderr, flush=True),
-                        memory_limit_gb=args.memory_limit_gb)
+                        memory_limit_gb=args.memory_limit_gb, devices=devices)
     print(f"trained {config.meta_steps} meta-steps in {metrics['train_seconds']:.1f} s; "
           f"wrote {args.out}/metrics.json and {args.out}/sinusoid.png")
     for shots in map(str, config.eval_shots):

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import npz
 from ..checks import check_int, check_positive
+from ..devices import Devices, device_record, process_share
 from ..evaluate import finetune_curves, mean_ci95
 from .. import family
 from ..progress import ChunkTimer, ProgressBar, chain
@@ -99,8 +100,8 @@ def estimate_memory(config: Config) -> dict[str, tuple[float, str]]:
 _MEMORY_OVERHEAD = 1.25
 
 
-def train(config: Config, progress: bool = True,
-          should_stop: OnChunk | None = None) -> tuple[PyTree, PyTree | None, dict[str, Any]]:
+def train(config: Config, progress: bool = True, should_stop: OnChunk | None = None,
+          devices: Devices = None) -> tuple[PyTree, PyTree | None, dict[str, Any]]:
     """Meta-train ``config.algorithm`` (MAML by default) and the pretrained baseline from
     the same initialisation.
 
@@ -113,11 +114,15 @@ def train(config: Config, progress: bool = True,
     can stop training early: then ``history["maml_steps"]`` / ``["pretrained_steps"]``
     say how far each got, and pretraining (not started when MAML was stopped) returns
     None as its params.
+
+    ``devices`` splits every meta-batch's tasks across devices (see
+    :func:`minimaml.train.optimize`); with several processes each draws its share.
     """
     key = jax.random.key(config.seed)
     init_key, maml_key, pre_key = jax.random.split(key, 3)
     params0 = init_params(init_key, config.hidden)
-    sampler = task_sampler(config.meta_batch, config.support_size, config.query_size)
+    sampler = task_sampler(process_share(config.meta_batch), config.support_size,
+                           config.query_size)
 
     start, timer = time.perf_counter(), ChunkTimer()
     name = {"maml": "FOMAML" if config.first_order else "MAML"}.get(config.algorithm,
@@ -126,7 +131,8 @@ def train(config: Config, progress: bool = True,
         learned, _, maml_losses = family.meta_train(
             config.algorithm, params0, sine_loss, sampler, maml_key,
             meta_steps=config.meta_steps, inner_lr=config.inner_lr, meta_lr=config.meta_lr,
-            options=config.options(), on_chunk=chain(timer, bar, should_stop, timer.restart))
+            options=config.options(), on_chunk=chain(timer, bar, should_stop, timer.restart),
+            devices=devices)
     maml_params = jax.block_until_ready(learned.params)
     maml_seconds = time.perf_counter() - start
 
@@ -136,7 +142,7 @@ def train(config: Config, progress: bool = True,
         with ProgressBar(config.meta_steps, "pretraining", enabled=progress) as bar:
             pre_params, _, pre_losses = pretrain(
                 params0, sine_loss, sampler, pre_key, steps=config.meta_steps,
-                lr=config.meta_lr, on_chunk=chain(bar, should_stop))
+                lr=config.meta_lr, on_chunk=chain(bar, should_stop), devices=devices)
         jax.block_until_ready(pre_params)
         pre_seconds = time.perf_counter() - start
     history = {"maml_losses": maml_losses, "pretrained_losses": pre_losses,
@@ -154,7 +160,7 @@ def evaluation_tasks(config: Config, shots: int) -> SineTasks:
 
 def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
              max_diverged_fraction: float = 0.1,
-             learned: family.Learned | None = None) -> dict[str, Any]:
+             learned: family.Learned | None = None, devices: Devices = None) -> dict[str, Any]:
     """Meta-test ``params``: for each K, query MSE mean and 95% CI after 0..eval_steps steps.
 
     Fine-tuning from a meta-learned θ with several steps can blow up on a rare task
@@ -171,7 +177,7 @@ def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
     ``diverged_after_step`` says where) instead of raising.
 
     Returns ``{"5": {"mse": [...], "ci95": [...], "diverged_tasks": n}, ...}``
-    (lists of eval_steps + 1).
+    (lists of eval_steps + 1). ``devices`` splits the tasks across devices.
     """
     inner_lr = config.inner_lr if inner_lr is None else check_positive(inner_lr, "inner_lr")
     results = {}
@@ -179,10 +185,10 @@ def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
         tasks = evaluation_tasks(config, shots)
         if learned is None:
             curves = finetune_curves(params, sine_loss, tasks.support, tasks.query, inner_lr,
-                                     config.eval_steps)
+                                     config.eval_steps, devices=devices)
         else:
             curves = learned.finetune_curves(sine_loss, tasks.support, tasks.query,
-                                             config.eval_steps)
+                                             config.eval_steps, devices=devices)
         finite_tasks = np.isfinite(curves).all(axis=1)
         diverged = int((~finite_tasks).sum())
         if diverged > max_diverged_fraction * len(curves) and learned is not None \
@@ -218,7 +224,8 @@ OUTPUTS = ("maml_params.npz", "maml_inner_lr.npz", "pretrained_params.npz", "met
 
 def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool = True,
         log: Callable[[str], None] | None = None,
-        memory_limit_gb: float | None = None) -> tuple[PyTree, PyTree, dict[str, Any]]:
+        memory_limit_gb: float | None = None,
+        devices: Devices = None) -> tuple[PyTree, PyTree, dict[str, Any]]:
     """Train, meta-test and (if ``out_dir``) write params, metrics.json and sinusoid.png.
 
     Before the work: the run's largest arrays are estimated and refused above
@@ -229,7 +236,9 @@ def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool
     With ``out_dir``, Ctrl-C stops training at the next chunk and the finished parts —
     the params of each model trained so far, with ``interrupted.json`` saying how far —
     go to ``out_dir/interrupted/``; :class:`minimaml.runs.Interrupted` says so.
-    ``log`` receives the lines meant for the user (the Ctrl-C notice).
+    ``log`` receives the lines meant for the user (the Ctrl-C notice). ``devices``
+    splits training and meta-test tasks across devices (:mod:`minimaml.devices`);
+    metrics.json records where (``"devices"``).
     """
     from .plots import plot
     check_memory(estimate_memory(config), memory_limit_gb)
@@ -238,7 +247,8 @@ def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool
         if out_dir is not None:
             folder = stack.enter_context(RunFolder(out_dir, OUTPUTS))
             stop = stack.enter_context(StopOnInterrupt(log))
-        maml_params, pre_params, history = train(config, progress=progress, should_stop=stop)
+        maml_params, pre_params, history = train(config, progress=progress, should_stop=stop,
+                                                 devices=devices)
         if stop is not None and stop.requested:
             raise Interrupted(_save_interrupted(folder, config, maml_params, pre_params,
                                                 history, "training"))
@@ -247,8 +257,9 @@ def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool
             "train_seconds": history["maml_seconds"],
             "pretrain_seconds": history["pretrained_seconds"],
             "ms_per_step": history["ms_per_step"],
-            "maml": evaluate(maml_params, config, learned=history["learned"]),
-            "pretrained": evaluate(pre_params, config),
+            "maml": evaluate(maml_params, config, learned=history["learned"], devices=devices),
+            "pretrained": evaluate(pre_params, config, devices=devices),
+            "devices": device_record(devices),
             "versions": versions(),
         }
         curves = {"maml_losses": history["maml_losses"],

@@ -14,7 +14,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # many steps — the loop's meta-gradient checked against the library's, and each way
 # timed on *your* machine. Then
 # when JAX compiles again (and how to avoid it), a common source of "JAX is slow"
-# surprises.
+# surprises. Last, the same meta-step with its tasks split across several devices
+# (simulated ones here) and across processes.
 #
 # The numbers printed below are from the machine that ran this notebook last (its
 # description and load are printed first and last); rerun it to get yours.
@@ -26,6 +27,7 @@ inner_lr = 0.01       # α
 meta_lr = 1e-3        # β
 repeats = 5           # timed repetitions per variant (we report the median)
 scan_steps = 5000     # meta-steps for the lax.scan variants
+distributed_steps = 20  # meta-steps of section 7's two-process run
 seed = 0
 results_path = None
 
@@ -403,7 +405,240 @@ for label, steps in (("two full chunks", 2 * per_call), ("one and a half", 3 * p
 
 # %% [markdown]
 # To see every compilation as it happens, run with `jax.config.update("jax_log_compiles", True)`.
+
+# %% [markdown]
+# ## 7. More devices
 #
+# The tasks of a meta-batch are independent until the very end, where their
+# meta-gradients are averaged. So the task axis splits cleanly across devices: each
+# device adapts its share of the tasks, and the mean needs one *all-reduce* (every
+# device adds up its partial sums and gets the total back). In JAX we do not write that
+# all-reduce: we say how an array is laid out — a `NamedSharding` of a `Mesh` of
+# devices — and XLA's partitioner splits the computation and inserts the communication.
+# In minimaml it is one argument, `devices=` of `optimize`, `meta_train`, `pretrain` and
+# `finetune_curves` (a count, a list of devices, or a mesh with a `"tasks"` axis):
+# params and optimizer state are replicated, the task batch is split along `"tasks"`.
+#
+# This kernel has one device. To see eight, we ask XLA for eight *host devices* — eight
+# simulated devices sharing this CPU — and that must be set before JAX starts, so the
+# next cell computes section 3's meta-gradient (`jax.grad(maml.maml_objective)`, the
+# tasks sampled inside the jitted function as `optimize` does) in a fresh Python process
+# with `JAX_NUM_CPU_DEVICES=8`, and prints what it finds.
+
+# %%
+import json
+import pathlib
+import subprocess
+import sys
+
+EIGHT_DEVICES = r'''
+import json, re, sys, time
+import jax, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from minimaml import maml, sinusoid
+from minimaml.devices import shard_tasks, task_mesh, task_sharding
+from minimaml.train import meta_train
+
+setting = json.loads(sys.argv[1])
+meta_batch, steps = setting["meta_batch"], setting["steps"]
+print("devices:", jax.devices())
+mesh = task_mesh(8)                              # a 1-D mesh: one axis, "tasks"
+sharding = task_sharding(mesh)                   # NamedSharding(mesh, P("tasks"))
+print(mesh, "->", sharding.spec)
+
+key = jax.random.key(setting["seed"])
+params = sinusoid.init_params(key)
+sample = sinusoid.task_sampler(meta_batch, setting["support_size"], setting["support_size"])
+inner_lr = setting["inner_lr"]
+
+def meta_gradient(params, key, sharding=None):
+    """Section 3's meta-gradient, the tasks sampled inside (as optimize does)."""
+    support, query = sample(key)
+    if sharding is not None:
+        support, query = shard_tasks((support, query), sharding)
+        jax.debug.inspect_array_sharding(   # called once, while compiling
+            support[0], callback=lambda s: print("inside the step, support_x is", s.spec))
+    return jax.grad(maml.maml_objective)(params, sinusoid.sine_loss, support, query,
+                                         inner_lr)
+
+step = jax.jit(meta_gradient, static_argnames="sharding")
+one = step(params, key)
+eight = step(params, key, sharding)
+difference = max(float(np.max(np.abs(a - b))) for a, b in
+                 zip(jax.tree.leaves(one), jax.tree.leaves(eight)))
+print(f"largest difference, 8 devices vs 1: {difference:.1e}")
+program = step.lower(params, key, sharding).compile().as_text()
+rows = sorted({int(r) for r in re.findall(r"f32\[(\d+),%d,1\]" % setting["support_size"],
+                                          program)})
+all_reduces = len(re.findall(r" all-reduce(?:-start)?[(]", program))
+print(f"each device's program holds support sets of {rows} tasks: 8 × {rows[0]} = "
+      f"{8 * rows[0]} rows for {meta_batch} tasks, {8 * rows[0] - meta_batch} of them "
+      f"padding; all-reduce ops in the program: {all_reduces}")
+
+per_device = max(1, meta_batch // 8)             # a whole number of tasks per device
+picture = jax.device_put(
+    sinusoid.sample_tasks(key, 8 * per_device, setting["support_size"], 1).support_x[:, :, 0],
+    NamedSharding(mesh, P("tasks")))
+print(f"support_x of {8 * per_device} tasks, (tasks, K), as laid out on the devices "
+      f"(device i holds rows {per_device}·i to {per_device}·i + {per_device - 1}):")
+jax.debug.visualize_array_sharding(picture, use_color=False)
+
+timings = {}
+for devices in (1, 2, 8):
+    run = lambda: meta_train(params, sinusoid.sine_loss, sample, key, meta_steps=steps,
+                             inner_lr=inner_lr, steps_per_call=steps, devices=devices)
+    jax.block_until_ready(run())                 # compile
+    start = time.perf_counter()
+    _, _, losses = run()
+    timings[devices] = (time.perf_counter() - start) / steps * 1e3
+    if devices == 1:
+        first_losses = losses
+print("RESULTS " + json.dumps({"difference": difference, "rows": rows, "ms": timings,
+      "all_reduces": all_reduces,
+      "loss_difference": float(np.max(np.abs(losses - first_losses)))}))
+'''
+
+setting = {"meta_batch": meta_batch, "support_size": support_size, "inner_lr": inner_lr,
+           "seed": seed, "steps": min(1000, scan_steps)}
+done = subprocess.run([sys.executable, "-c", EIGHT_DEVICES, json.dumps(setting)],
+                      env={**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu",
+                           "NO_COLOR": "1"},   # a plain-text picture
+                      capture_output=True, text=True)
+assert done.returncode == 0, done.stderr[-2000:]
+output, _, results_line = done.stdout.rpartition("RESULTS ")
+print(output)
+eight_devices = json.loads(results_line)
+assert eight_devices["difference"] < 1e-5 and eight_devices["all_reduces"] == 1
+
+# %% [markdown]
+# Read the printout from the top. Inside the jitted step the support set is laid out as
+# `P('tasks')`: split along its first axis. The meta-gradient agrees with the one-device
+# one to float32 rounding (the partial sums are added in another order). A meta-batch
+# that does not divide by 8 is padded by XLA to the next multiple, and the padding is
+# masked out of every reduction, so the mean is over the real tasks only
+# (tests/test_devices.py checks uneven batches against one device). Each device's
+# program holds only its own share: the tasks are *sampled* on the device that uses
+# them, and a single all-reduce adds up the partial meta-gradients — XLA wrote it, we
+# only declared the layout. The picture is that layout for a whole number of tasks per
+# device.
+#
+# And the speed of a meta-step here, the task batch split over 1, 2 and 8 simulated
+# devices (`meta_train(..., devices=n)`, one compiled call of many steps each):
+
+# %%
+rows = ["| devices | ms per meta-step |", "|---|---|"]
+rows += [f"| {d} | {ms:.3f} |" for d, ms in eight_devices["ms"].items()]
+display(Markdown("\n".join(rows)))
+print(f"loss curves, 8 devices vs 1: largest difference {eight_devices['loss_difference']:.1e}")
+ratio = eight_devices["ms"]["8"] / eight_devices["ms"]["1"]
+print(f"8 simulated devices vs 1: {ratio:.1f}× the time per meta-step")
+
+# %% [markdown]
+# Simulated devices share this machine's cores: they are for seeing and testing the
+# layout, not for speed. What a split costs is a fixed amount per step — the devices
+# meet at every all-reduce — against the work per task, which it divides. The project's
+# benchmark (BENCHMARKS.md, section "More devices: the task axis over CPU host
+# devices", `benchmarks/devices_speed.py`) measured 1 against 2 host devices on its
+# 2-core machine: splitting added no CPU work per task, and a fixed ≈0.09 ms per
+# sinusoid meta-step — about a quarter of the whole 0.34 ms step — but only ≈8 ms per
+# Omniglot 5-way 1-shot step, about 3% of its 240 ms of convolutions. A step with
+# little work per device (the sinusoid) cannot hide the meeting; a heavy one can. On
+# real accelerators each device brings its own compute, and the split pays once a
+# device's share of the tasks keeps it busy.
+#
+# ### Many hosts
+#
+# Past one machine, JAX runs one Python process per host, all running the same
+# program ("multi-controller"). `minimaml.devices.initialize_distributed` joins them
+# (it calls `jax.distributed.initialize`, after checking that the coordinator answers:
+# a wrong address fails within a timeout, with one line, rather than hanging). Each
+# process then draws *its own share* of every meta-batch from `fold_in(key,
+# process_index)` — no two processes draw the same tasks — and `optimize` splits the
+# global meta-batch over every device of every process:
+#
+# ```python
+# # the same script on every host, e.g. two:
+# #   host 0: python train.py 10.0.0.1:1234 2 0      host 1: python train.py 10.0.0.1:1234 2 1
+# initialize_distributed(coordinator, processes, process_id)   # before any other JAX call
+# sample = sinusoid.task_sampler(process_share(25), 10, 10)   # 25 / processes: this one's share
+# params, _, _ = meta_train(params, loss_fn, sample, key, meta_steps=..., inner_lr=0.01)
+# ```
+#
+# Two processes on this machine, talking over 127.0.0.1, show it works: both end with
+# the same params, equal (to float rounding) to one process drawing the same global
+# meta-batch (`TaskShares(sampler, 2)`: the two shares, concatenated).
+
+# %%
+import socket
+import tempfile
+
+TWO_PROCESSES = r'''
+import sys, jax, numpy as np
+from minimaml import sinusoid
+from minimaml.devices import TaskShares, initialize_distributed, process_share
+from minimaml.train import meta_train
+out, coordinator, process_id, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+if coordinator == "single":
+    sample = TaskShares(sinusoid.task_sampler(3, 10, 10), 2)   # both shares, one process
+else:
+    initialize_distributed(coordinator, 2, process_id)
+    sample = sinusoid.task_sampler(process_share(6), 10, 10)    # this process's 3 of 6
+key = jax.random.key(0)
+params, _, losses = meta_train(sinusoid.init_params(key), sinusoid.sine_loss, sample, key,
+                               meta_steps=steps, inner_lr=0.01, meta_lr=0.01)
+np.savez(out, losses=losses, processes=jax.process_count(),
+         **{f"param{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(params))})
+'''
+
+with socket.socket() as s:                           # a free port for the coordinator
+    s.bind(("127.0.0.1", 0))
+    address = f"127.0.0.1:{s.getsockname()[1]}"
+env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+folder = pathlib.Path(tempfile.mkdtemp())
+workers = [subprocess.Popen([sys.executable, "-c", TWO_PROCESSES, str(folder / f"{i}.npz"),
+                             address, str(i), str(distributed_steps)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+           for i in (0, 1)]
+errors = [w.communicate(timeout=600)[1] for w in workers]
+assert all(w.returncode == 0 for w in workers), errors
+subprocess.run([sys.executable, "-c", TWO_PROCESSES, str(folder / "single.npz"), "single", "0",
+                str(distributed_steps)], env=env, check=True, capture_output=True)
+first, second, single = (np.load(folder / f"{n}.npz") for n in ("0", "1", "single"))
+params_names = [n for n in first.files if n.startswith("param")]
+same = all(np.array_equal(first[n], second[n]) for n in params_names)
+vs_single = max(float(np.max(np.abs(first[n] - single[n]))) for n in params_names)
+print(f"{int(first['processes'])} processes, {distributed_steps} meta-steps of 2 × 3 tasks: "
+      f"identical params in both: {same}; largest difference to one process: {vs_single:.1e}")
+assert same and vs_single < 1e-5
+
+# %% [markdown]
+# And a coordinator that is not there (nothing listens on that port):
+
+# %%
+from minimaml.devices import initialize_distributed
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    nobody = f"127.0.0.1:{s.getsockname()[1]}"
+start = time.perf_counter()
+try:
+    initialize_distributed(nobody, processes=2, process_id=1, timeout=3)
+except ValueError as err:
+    absent_coordinator = str(err)
+print(f"after {time.perf_counter() - start:.1f} s: {absent_coordinator}")
+
+# %% [markdown]
+# The command lines take the same route: `--devices N` splits the tasks over N devices
+# (on a CPU, N host devices, at most one per core), and `--distributed` with
+# `--coordinator`, `--processes` and `--process-id` (or `$JAX_COORDINATOR_ADDRESS`,
+# `$JAX_NUM_PROCESSES`, `$JAX_PROCESS_ID`) joins a multi-process run, e.g. on each of two
+# hosts `python -m minimaml.omniglot --distributed --coordinator 10.0.0.1:1234
+# --processes 2 --process-id I`; each process writes its own `--out`, and `metrics.json`
+# records the devices. `tests/test_cli_devices.py` checks that both command lines give
+# the one-device results on two host devices, and that two processes end with the same
+# params.
+
+# %% [markdown]
 # ## Exercises
 #
 # Replace each `raise NotImplementedError` with your code and run the cell: the
@@ -445,7 +680,12 @@ check_compiles_once(adapted_query_loss)
 # **To explore** (no check): set `meta_batch = 100` — which rows scale with the number
 # of tasks? Time `jit(Python loop)`'s compilation for `meta_batch` of 5, 25 and 100.
 # Pin the kernel to one core (`taskset -c 0 jupyter lab`) and rerun section 4.
+# In section 7, set `meta_batch = 24` and then `meta_batch = 4`: how many tasks does each
+# device's program hold, and how many devices hold only padding? Print section 7's
+# compiled program (`step.lower(params, key, sharding).compile().as_text()` in its
+# script) and find the `all-reduce`: which arrays does it add up?
 
 # %%
 from minimaml.runs import write_results
-write_results(results_path, ms_per_step={name: 1e3 * s for name, s in timings.items()}, samples_tasks=samples, compile_seconds=compile_seconds, loop_vs_vmap_max_abs_diff=loop_vs_vmap, eager_scan=eager_scan, scan_compilations_while_timed={f"{a}, {b}": v["compilations"] for (a, b), v in scan.items()}, retraced={label: retraced for label, retraced, _ in events}, fresh_jit_compilations=len(fresh_traces), chunk_compilations=chunk_compiles, scan_final_loss=float(np.mean(scan_losses[-100:])), scan_first_loss=float(np.mean(scan_losses[:100])), load_before=load_before, load_after=load_after)
+write_results(results_path, ms_per_step={name: 1e3 * s for name, s in timings.items()}, samples_tasks=samples, compile_seconds=compile_seconds, loop_vs_vmap_max_abs_diff=loop_vs_vmap, eager_scan=eager_scan, scan_compilations_while_timed={f"{a}, {b}": v["compilations"] for (a, b), v in scan.items()}, retraced={label: retraced for label, retraced, _ in events}, fresh_jit_compilations=len(fresh_traces), chunk_compilations=chunk_compiles, scan_final_loss=float(np.mean(scan_losses[-100:])), scan_first_loss=float(np.mean(scan_losses[:100])), load_before=load_before, load_after=load_after,
+              eight_devices=eight_devices, two_processes={"identical": same, "max_abs_diff_to_one_process": vs_single, "processes": int(first["processes"])}, absent_coordinator=absent_coordinator)

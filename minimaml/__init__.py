@@ -9,6 +9,8 @@ The core (needs only jax, optax and numpy):
 - :mod:`minimaml.evaluate` the meta-test protocol
 - :mod:`minimaml.devices`  more devices: meta-batches split over a mesh, many processes
 - :mod:`minimaml.tasks`    what task batches and samplers share
+- :mod:`minimaml.family`   MAML's relatives on the same inner loop: FOMAML, Meta-SGD,
+  ANIL, MAML++, Reptile, iMAML
 
 The benchmarks, each a package (data → tasks → experiment → command line):
 :mod:`minimaml.sinusoid`, :mod:`minimaml.omniglot` (the ``omniglot`` extra); the

@@ -38,6 +38,7 @@ class Flag:
     ``Config`` field it sets (default: the flag's name with underscores), converted by
     ``to_field`` (e.g. minutes to seconds); ``in_config=False`` for flags the command
     uses itself (``--out``). ``default`` None leaves the config's default.
+    ``repeat``: the flag may be given several times; the field gets the values as a tuple.
     """
     name: str
     type: Callable[[str], Any] | None
@@ -47,6 +48,7 @@ class Flag:
     short: str | None = None
     default: Any = None
     in_config: bool = True
+    repeat: bool = False
 
     @property
     def dest(self) -> str:
@@ -79,6 +81,8 @@ class CommandLine:
             names = [flag.name] + ([flag.short] if flag.short else [])
             if flag.type is None:
                 p.add_argument(*names, action="store_true", help=flag.help)
+            elif flag.repeat:
+                p.add_argument(*names, type=flag.type, action="append", help=flag.help)
             else:
                 p.add_argument(*names, type=flag.type, default=flag.default, help=flag.help)
         return p
@@ -92,6 +96,7 @@ class CommandLine:
         for flag in self.flags:
             value = getattr(args, flag.dest)
             if flag.in_config and value is not None and value is not False:
+                value = tuple(value) if flag.repeat else value
                 fields[flag.target] = flag.to_field(value) if flag.to_field else value
         return fields
 

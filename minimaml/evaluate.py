@@ -10,18 +10,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .checks import check_int, check_positive
+from .checks import check_adapt, check_inner_lr, check_int
 from .devices import TASK_AXIS, Devices, replicate, replicated, shard_tasks, task_sharding
 from .maml import _inner_loop
-from .types import ArrayLike, Batch, LossFn, PyTree
+from .types import ArrayLike, Batch, LossFn, Mask, PyTree
 
 
-@partial(jax.jit, static_argnames=("loss_fn", "metric_fn", "steps", "task_chunk", "sharding"))
+@partial(jax.jit, static_argnames=("loss_fn", "metric_fn", "steps", "task_chunk", "adapt",
+                                   "lr_per_step", "sharding"))
 def _curves(params, inner_lr, support, query, *, loss_fn, metric_fn, steps, task_chunk,
-            sharding=None):
+            adapt=None, lr_per_step=False, sharding=None):
     def one_task(task):
         task_support, task_query = task
-        _, traj = _inner_loop(params, loss_fn, task_support, inner_lr, steps, trajectory=True)
+        _, traj = _inner_loop(params, loss_fn, task_support, inner_lr, steps, trajectory=True,
+                              adapt=adapt, lr_per_step=lr_per_step)
         return jax.vmap(metric_fn, in_axes=(0, None))(traj.params, task_query)
 
     def all_tasks(tasks):
@@ -48,20 +50,27 @@ def _split_rows(x, parts):
 
 
 def finetune_curves(params: PyTree, loss_fn: LossFn, support: Batch, query: Batch,
-                    inner_lr: ArrayLike, steps: int, *, metric_fn: LossFn | None = None,
-                    task_chunk: int | None = None, devices: Devices = None) -> np.ndarray:
+                    inner_lr: ArrayLike | PyTree, steps: int, *,
+                    metric_fn: LossFn | None = None, task_chunk: int | None = None,
+                    adapt: Mask = None, lr_per_step: bool = False,
+                    signed_lr: bool = False, devices: Devices = None) -> np.ndarray:
     """A metric of each task after 0, 1, ..., ``steps`` fine-tuning steps.
 
     Args:
       params: θ, the initialisation being evaluated.
       loss_fn: ``loss_fn(params, batch) -> scalar``, used for fine-tuning.
       support, query: batches with a leading task axis, e.g. ``support_x: (T, K, 1)``.
-      inner_lr: fine-tuning step size α.
+      inner_lr: fine-tuning step size α (any form :func:`minimaml.maml.inner_loop`
+        takes: a number, rates per tensor or per entry, per step with ``lr_per_step``).
       steps: fine-tuning budget (int >= 0).
       metric_fn: ``metric_fn(params, query) -> scalar`` measured at every step
         (e.g. accuracy); None measures ``loss_fn`` on the query set.
       task_chunk: evaluate this many tasks at a time (``lax.map`` batch size) to bound
         memory (per device, with ``devices``); None evaluates all tasks in one ``vmap``.
+      adapt, lr_per_step: as in :func:`minimaml.maml.inner_loop` (e.g. ANIL's head-only
+        fine-tuning, MAML++'s per-step rates: then ``inner_lr`` has ``steps`` rows).
+      signed_lr: the rates may be negative (meta-learned ones, as in Meta-SGD); they
+        are checked to be finite only.
       devices: split the tasks across devices as :func:`minimaml.train.optimize` does
         (a count, a list of devices or a ``Mesh`` with a ``"tasks"`` axis); a task
         count that does not divide is padded with copies of the last task, whose
@@ -73,8 +82,9 @@ def finetune_curves(params: PyTree, loss_fn: LossFn, support: Batch, query: Batc
     Returns:
       (T, steps + 1) numpy array; column n is the metric after n steps.
     """
-    check_positive(inner_lr, "inner_lr")
     steps = check_int(steps, "steps", 0)
+    inner_lr = check_inner_lr(params, inner_lr, steps, lr_per_step, positive=not signed_lr)
+    adapt = check_adapt(params, adapt)
     if task_chunk is not None:
         task_chunk = check_int(task_chunk, "task_chunk", 1)
     num_tasks = {np.shape(leaf)[0] if np.ndim(leaf) else 0
@@ -88,7 +98,8 @@ def finetune_curves(params: PyTree, loss_fn: LossFn, support: Batch, query: Batc
                                                      sharding)
     return np.asarray(_curves(params, inner_lr, support, query, loss_fn=loss_fn,
                               metric_fn=loss_fn if metric_fn is None else metric_fn,
-                              steps=steps, task_chunk=task_chunk, sharding=sharding))
+                              steps=steps, task_chunk=task_chunk, adapt=adapt,
+                              lr_per_step=bool(lr_per_step), sharding=sharding))
 
 
 def mean_ci95(values: ArrayLike, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:

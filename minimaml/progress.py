@@ -6,6 +6,7 @@
 
 Uses tqdm (the ``notebooks`` extra) when it is installed, and shows nothing otherwise.
 """
+import time
 from typing import Any
 
 import numpy as np
@@ -57,3 +58,29 @@ def chain(*callbacks: OnChunk | None) -> OnChunk:
             stop = bool(callback(step, params, opt_state, losses)) or stop
         return stop
     return on_chunk
+
+
+class ChunkTimer:
+    """An ``on_chunk`` callback that times each chunk of training steps.
+
+    Call it first in a :func:`chain` and its :meth:`restart` last, so that the time other
+    callbacks spend (evaluation, checkpoints) is not counted. :meth:`ms_per_step` is the
+    median over the chunks after the first (whose time includes compiling).
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[int, float]] = []
+        self._start = time.perf_counter()
+
+    def __call__(self, step: int, params: Any, opt_state: Any, losses: np.ndarray) -> None:
+        self.chunks.append((len(losses), time.perf_counter() - self._start))
+
+    def restart(self, *args: Any) -> None:
+        self._start = time.perf_counter()
+
+    def ms_per_step(self) -> float | None:
+        """Median milliseconds per step over the chunks after the first (None: no chunk)."""
+        timed = self.chunks[1:] or self.chunks
+        if not timed:
+            return None
+        return 1e3 * float(np.median([seconds / steps for steps, seconds in timed]))

@@ -12,18 +12,18 @@ Nothing here prints: progress bars and messages belong to the caller, through
 """
 import dataclasses
 from functools import partial
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .checks import check_int, check_positive
+from .checks import check_adapt, check_int, check_positive
 from .devices import (Devices, TaskShares, process_zero_decides, replicate, replicated,
                       shard_tasks, task_sharding)
 from .maml import maml_objective, query_loss
-from .types import ArrayLike, LossFn, Objective, OnChunk, PyTree, SampleTasks
+from .types import ArrayLike, LossFn, Mask, Objective, OnChunk, PyTree, SampleTasks
 
 
 class TrainingDiverged(RuntimeError):
@@ -61,7 +61,9 @@ def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, 
             support, query = shard_tasks((support, query), sharding)
         loss, grads = jax.value_and_grad(objective)(params, support, query)
         updates, opt_state = update(grads, opt_state, params)
-        if lr is not None:
+        if lr is not None and jax.tree.structure(lr).num_leaves > 1:    # a rate per leaf
+            updates = jax.tree.map(lambda u, rate: -rate * u, updates, lr)
+        elif lr is not None:
             updates = jax.tree.map(lambda u: -lr * u, updates)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -74,7 +76,7 @@ def _run_chunk(params, opt_state, lr, key, first_step, objective, sample_tasks, 
 
 
 def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, key: jax.Array,
-             *, steps: int, lr: float | None = 1e-3,
+             *, steps: int, lr: float | PyTree | None = 1e-3,
              optimizer: optax.GradientTransformation | None = None,
              steps_per_call: int = 1000, opt_state: PyTree | None = None, start_step: int = 0,
              on_chunk: OnChunk | None = None,
@@ -96,7 +98,9 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
         leading task axis.
       key: a ``jax.random`` key.
       steps: total number of optimizer steps to reach (counting from 0).
-      lr: learning rate of the default Adam (β in the paper).
+      lr: learning rate of the default Adam (β in the paper): a number, or a pytree
+        with the params' structure (one rate per leaf, e.g. a smaller one for learned
+        inner rates, :func:`minimaml.family.mamlpp`).
       optimizer: an ``optax.GradientTransformation`` (with its own learning rate) to
         use instead of Adam; then ``lr`` must be None.
       opt_state, start_step: resume from a saved state: run steps
@@ -126,7 +130,8 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
     check_int(steps_per_call, "steps_per_call", 1)
     check_int(start_step, "start_step", 0)
     if optimizer is None:
-        check_positive(lr, "lr")
+        for rate in jax.tree.leaves(lr) or [lr]:
+            check_positive(rate, "lr")
     elif lr is not None:
         raise ValueError(f"lr must be None when an optimizer is given (it has its own rate); "
                          f"got lr={lr!r}")
@@ -138,7 +143,7 @@ def optimize(params: PyTree, objective: Objective, sample_tasks: SampleTasks, ke
 def _optimize(params, objective, sample_tasks, key, steps, lr, optimizer, steps_per_call,
               opt_state, start_step, on_chunk, sharding=None):
     if optimizer is None:
-        optimizer, lr = _ADAM, jnp.asarray(lr)
+        optimizer, lr = _ADAM, jax.tree.map(jnp.asarray, lr)
     if opt_state is None:
         opt_state = optimizer.init(params)
     objective, sample_tasks = _as_pytree(objective), _as_pytree(sample_tasks)
@@ -170,25 +175,77 @@ def _optimize(params, objective, sample_tasks, key, steps, lr, optimizer, steps_
     return params, opt_state, losses
 
 
+def optimize_schedule(params: PyTree, schedule: Sequence[tuple[int, Objective]],
+                      sample_tasks: SampleTasks, key: jax.Array, *, start_step: int = 0,
+                      opt_state: PyTree | None = None, on_chunk: OnChunk | None = None,
+                      **optimize_kwargs: Any) -> tuple[PyTree, PyTree, np.ndarray]:
+    """:func:`optimize` with an objective that changes at given steps.
+
+    ``schedule`` is a sequence of ``(until_step, objective)`` with increasing
+    ``until_step``: objective i trains steps ``until_{i-1} .. until_i − 1`` (from 0),
+    and the last ``until_step`` is the total. Each phase is an :func:`optimize` call
+    that resumes the optimizer state of the one before, so a schedule gives exactly
+    the run that switching objectives at those steps inside one loop would: the tasks
+    of step n are drawn from ``fold_in(key, n)`` either way. Each distinct objective
+    compiles once (objectives that differ only in their arrays share a compilation),
+    and each compiled chunk runs one objective with no switch inside it — e.g. MAML++'s
+    derivative-order annealing, first order then second order
+    (:func:`minimaml.family.mamlpp`). Other keyword arguments go to :func:`optimize`.
+    Returns ``(params, opt_state, losses)``, losses over all steps run.
+    """
+    ends = [check_int(until, "schedule's until_step", 1) for until, _ in schedule]
+    if not ends or any(b <= a for a, b in zip(ends, ends[1:])):
+        raise ValueError(f"schedule must be a non-empty sequence of (until_step, objective) "
+                         f"with increasing until_step; got steps {ends}")
+    check_int(start_step, "start_step", 0)
+    all_losses = []
+    step, stopped = start_step, False
+
+    def watch(*args):
+        nonlocal stopped
+        stopped = bool(on_chunk(*args)) if on_chunk is not None else False
+        return stopped
+
+    for until, objective in schedule:
+        if until <= step:
+            continue
+        params, opt_state, losses = optimize(params, objective, sample_tasks, key, steps=until,
+                                             start_step=step, opt_state=opt_state,
+                                             on_chunk=watch, **optimize_kwargs)
+        all_losses.append(losses)
+        step += len(losses)
+        if stopped:
+            break
+    if opt_state is None:
+        raise ValueError(f"start_step={start_step} is at or past the schedule's last step "
+                         f"{ends[-1]}: nothing to train")
+    return params, opt_state, np.concatenate(all_losses)
+
+
 @partial(jax.tree_util.register_dataclass, data_fields=[],
-         meta_fields=["loss_fn", "inner_lr", "inner_steps", "first_order", "remat"])
+         meta_fields=["loss_fn", "inner_lr", "inner_steps", "first_order", "remat", "adapt"])
 @dataclasses.dataclass(frozen=True)
 class MamlObjective:
     """``maml_objective`` with its settings fixed: ``objective(params, support, query)``.
 
     A pytree with no arrays: all settings are static, α included — a traced α changes
     XLA's second-order arithmetic in the last bits, and training results stay bitwise
-    what a constant α gives. Equal objectives share one compilation.
+    what a constant α gives. Equal objectives share one compilation. ``adapt``: one
+    bool per leaf of the params (see :func:`minimaml.checks.check_adapt`), or None.
     """
     loss_fn: LossFn
     inner_lr: ArrayLike
     inner_steps: int = 1
     first_order: bool = False
     remat: bool = False
+    adapt: tuple[bool, ...] | None = None
 
     def __call__(self, params, support, query):
+        adapt = None if self.adapt is None else jax.tree.unflatten(jax.tree.structure(params),
+                                                                   self.adapt)
         return maml_objective(params, self.loss_fn, support, query, self.inner_lr,
-                              self.inner_steps, first_order=self.first_order, remat=self.remat)
+                              self.inner_steps, first_order=self.first_order, remat=self.remat,
+                              adapt=adapt)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["loss_fn"])
@@ -204,20 +261,21 @@ class PlainObjective:
 def meta_train(params: PyTree, loss_fn: LossFn, sample_tasks: SampleTasks, key: jax.Array, *,
                meta_steps: int, inner_lr: float, inner_steps: int = 1,
                first_order: bool = False, meta_lr: float = 1e-3, remat: bool = False,
-               **optimize_kwargs: Any) -> tuple[PyTree, PyTree, np.ndarray]:
+               adapt: Mask = None, **optimize_kwargs: Any) -> tuple[PyTree, PyTree, np.ndarray]:
     """MAML meta-training (second order unless ``first_order=True``) with Adam(meta_lr).
 
     Minimises ``maml_objective`` with ``inner_steps`` SGD steps of size ``inner_lr``
-    (α) per task; ``meta_lr`` is β. Other keyword arguments (``steps_per_call``,
-    ``opt_state``, ``start_step``, ``on_chunk``, ``devices``) go to :func:`optimize`.
-    Returns ``(params, opt_state, losses)``.
+    (α) per task; ``meta_lr`` is β; ``adapt`` chooses the parameters that adapt in the
+    inner loop (:func:`minimaml.maml.inner_loop`; ANIL adapts the head only). Other
+    keyword arguments (``steps_per_call``, ``opt_state``, ``start_step``, ``on_chunk``,
+    ``devices``) go to :func:`optimize`. Returns ``(params, opt_state, losses)``.
     """
     check_int(meta_steps, "meta_steps", 1)
     check_positive(inner_lr, "inner_lr")
     check_int(inner_steps, "inner_steps", 0)
     check_positive(meta_lr, "meta_lr")
     objective = MamlObjective(loss_fn, float(inner_lr), int(inner_steps),
-                              bool(first_order), bool(remat))
+                              bool(first_order), bool(remat), check_adapt(params, adapt))
     return optimize(params, objective, sample_tasks, key, steps=meta_steps, lr=meta_lr,
                     **optimize_kwargs)
 

@@ -15,6 +15,10 @@ LossFn = Callable[[PyTree, Batch], ArrayLike]
 Objective = Callable[[PyTree, Batch, Batch], ArrayLike]
 """``objective(params, support, query) -> scalar``, over a batch of tasks."""
 
+Mask = Any
+"""Which parameters adapt in the inner loop: None (all), a pytree of bools with the params'
+structure (or a prefix of it), or a predicate ``(key_path, leaf) -> bool``."""
+
 SampleTasks = Callable[[Any], tuple[Batch, Batch]]
 """``sample_tasks(key) -> (support, query)``, batches with a leading task axis."""
 
@@ -26,4 +30,4 @@ class OnChunk(Protocol):
                  losses: Any) -> bool | None: ...
 
 
-__all__ = ["ArrayLike", "Batch", "LossFn", "Objective", "OnChunk", "PyTree", "SampleTasks"]
+__all__ = ["ArrayLike", "Batch", "LossFn", "Mask", "Objective", "OnChunk", "PyTree", "SampleTasks"]

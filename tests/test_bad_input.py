@@ -127,6 +127,11 @@ SINUSOID_BAD = [
                           "(a file of that name is in the way)"),
     (["--memory-limit-gb", "0"], "--memory-limit-gb must be a finite number > 0; got 0.0"),
     (["--no-progress=1"], "argument --no-progress: ignored explicit argument '1'"),
+    (["--algorithm", "mamlx"], "--algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, "
+                               "reptile, imaml; got 'mamlx'"),
+    (["--algorithm-option", "reg"], "argument --algorithm-option: invalid parse_option value: "
+                                    "'reg'"),
+    (["--algorithm", "imaml", "--algorithm-option", "regg=1"], "imaml has no option 'regg'"),
     *DEVICES_BAD,
 ]
 
@@ -165,6 +170,11 @@ OMNIGLOT_BAD = [
     (["--max-minutes", "-1"], "--max-minutes must be a finite number >= 0; got -1.0"),
     (["--memory-limit-gb", "-1"], "--memory-limit-gb must be a finite number > 0; got -1.0"),
     (["--no-progress=1"], "argument --no-progress: ignored explicit argument '1'"),
+    (["--max-cpu-minutes", "-1"], "--max-cpu-minutes must be a finite number >= 0; got -1.0"),
+    (["--algorithm", "anil2"], "--algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, "
+                               "reptile, imaml; got 'anil2'"),
+    (["--algorithm", "mamlpp", "--algorithm-option", "rate_meta_lr=-1"],
+     "rate_meta_lr must be a finite number > 0; got -1"),
     *DEVICES_BAD,
 ]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import nbformat
+import numpy as np
 import pytest
 
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
@@ -225,6 +226,36 @@ def check_07(r):
     assert r["alphas"]["0.01"]["MAML"]["diverged"] == 0
 
 
+def check_08(r):
+    race = r["race"]
+    assert list(race) == ["maml", "fomaml", "metasgd", "anil", "mamlpp", "reptile", "imaml"]
+    for name, result in race.items():
+        if "diverged_at_step" in result:                        # said in the table, not hidden
+            assert name == "mamlpp" and result["diverged_at_step"] >= 0
+            continue
+        assert result["ms_per_step"] > 0, name                  # every variant ran (speed: BENCHMARKS.md)
+        assert np.isfinite(result["mse"][1]), name              # and was meta-tested
+    assert r["scan_carry"] == {"all": 6, "head_only": 2}       # ANIL's inner loop carries the head only
+    assert r["dot_generals_per_step"]["head_only"] < r["dot_generals_per_step"]["all"]
+    assert r["head_only_body_moved"] is False
+    assert r["imaml_dense_max_abs_diff"] < 1e-8                # CG implicit gradient == dense formula
+    phases = r["mamlpp_phases"]
+    assert phases[0][1] is True and phases[-1][1] is False      # first order, then second order
+    assert "sinusoid" in r["shipped_tables"]
+    assert set(r["rates_summary"]) == {"metasgd", "mamlpp"}
+    assert set(r["own_model"]) == {"flax_nnx", "equinox"}      # both recipes ran (dev extra)
+    # Adam's first step moves each learned rate by about its learning rate
+    assert r["mamlpp_first_rate_step"]["None"] == pytest.approx(1e-3, rel=0.05)
+    assert r["mamlpp_first_rate_step"]["0.0001"] == pytest.approx(1e-4, rel=0.05)
+    assert r["mamlpp_same_beta"]["steps"] == 20
+    # ANIL's head is more curved than MAML's on the shipped θs, most at K = 5
+    curvature = r["head_curvature"]
+    assert curvature["anil K=5"]["median"] > curvature["maml K=5"]["median"]
+    assert curvature["anil K=5"]["above_2_over_alpha"] > curvature["maml K=5"]["above_2_over_alpha"]
+    assert set(r["imaml_alpha"]) == {"K=5 α=0.002", "K=5 α=0.01", "K=10 α=0.002", "K=10 α=0.01"}
+    assert {"sinusoid maml", "omniglot maml"} <= set(r["compare"])
+
+
 CASES = [
     Case("00_start_here.ipynb", {}, check_00),
     Case("01_one_task.ipynb", {"fit_steps": 4000}, check_01),
@@ -236,6 +267,8 @@ CASES = [
     Case("06_omniglot.ipynb", {"meta_steps": 40, "filters": 8, "eval_tasks": 40,
                                "pretrain_steps": 60, "finetune_steps": 5}, check_06),
     Case("07_playground.ipynb", {"own_meta_steps": 200}, check_07),
+    Case("08_beyond_maml.ipynb", {"meta_steps": 100, "eval_tasks": 30, "own_model_steps": 60,
+                                  "divergence_steps": 20}, check_08),
 ]
 
 

@@ -420,3 +420,28 @@ def test_a_named_cache_needs_no_pooch(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIMAML_CACHE", str(tmp_path))
     monkeypatch.setitem(sys.modules, "pooch", None)     # any `import pooch` now fails
     assert data.default_cache_dir() == tmp_path
+
+
+def test_cli_algorithm_reaches_the_config_and_checkpoints_keep_runs_apart(small1, tmp_path):
+    config, _ = og.parse_args(["--algorithm", "anil", "--data", str(tmp_path)])
+    assert config.algorithm == "anil" and config.inner_steps == 1
+    config, _ = og.parse_args(["--algorithm", "imaml", "--algorithm-option", "reg=2"])
+    assert config.inner_steps == 10 and config.options() == {"inner_steps": 10, "reg": 2}
+    small = og.paper_config(5, 1, meta_steps=2, meta_batch=2, filters=4, blocks=2,
+                            train_characters=100, eval_tasks=5, steps_per_call=2,
+                            algorithm="metasgd")
+    params, history = og.train(small, small1, tmp_path / "run", progress=False)
+    assert history["learned"].learned_lr and history["ms_per_step"] > 0
+    assert len(history["evals"]) == 1
+    with pytest.raises(ValueError, match="not a usable checkpoint for this config"):
+        og.train(dataclasses.replace(small, algorithm="maml"), small1, tmp_path / "run",
+                 progress=False)
+
+
+def test_cli_rejects_bad_algorithm(capsys, tmp_path):
+    assert og.main(["--algorithm", "imaml", "--algorithm-option", "regg=1",
+                    "--data", str(tmp_path)]) == 2
+    assert "imaml has no option 'regg'" in capsys.readouterr().err
+    assert og.main(["--algorithm", "maml2", "--data", str(tmp_path)]) == 2
+    assert ("error: --algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, reptile, "
+            "imaml; got 'maml2'") in capsys.readouterr().err

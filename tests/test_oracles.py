@@ -435,7 +435,7 @@ def characters_of(images, table):
 
 def test_omniglot_meta_test_sees_only_unseen_characters_for_eval_inner_steps(monkeypatch):
     from minimaml import omniglot as og
-    from minimaml.omniglot import experiment, model
+    from minimaml.omniglot import experiment, metatest, model
     data, table = decodable_omniglot()
     config = og.paper_config(5, 1, meta_steps=2, meta_batch=2, filters=4, blocks=1,
                              first_order=True, train_characters=30, eval_tasks=4,
@@ -457,7 +457,7 @@ def test_omniglot_meta_test_sees_only_unseen_characters_for_eval_inner_steps(mon
 
     monkeypatch.setattr(experiment, "task_sampler", recording_sampler)
     monkeypatch.setattr(model, "finetune_curves", recording_curves)
-    monkeypatch.setattr(experiment, "finetune_curves", recording_curves)
+    monkeypatch.setattr(metatest, "finetune_curves", recording_curves)
     _, history = og.train(config, data, progress=False)
 
     assert len(trained_on) == 1 and len(trained_on[0]) == 30, "training saw no sampler"

@@ -175,3 +175,49 @@ def test_a_tiny_run_writes_what_it_reports(tmp_path):
         res = metrics[name]["5"]
         assert row == (f"| {name} (K=5) | {res['mse'][1]:.3f} ± {res['ci95'][1]:.3f} | "
                        f"{res['mse'][2]:.3f} ± {res['ci95'][2]:.3f} |")
+
+
+def test_cli_algorithm_is_recorded_and_each_variant_is_meta_tested_its_way(tmp_path):
+    out = tmp_path / "metasgd"
+    result = run_cli("--algorithm", "metasgd", "--meta-steps", "300", "--eval-tasks", "50",
+                     "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["algorithm"] == "metasgd" and metrics["ms_per_step"] > 0
+    assert (out / "maml_inner_lr.npz").exists()          # Meta-SGD's learned rates
+    assert "| metasgd (K=5)" in result.stdout
+    defaults = sinusoid.parse_args(["--algorithm", "reptile"])[0]
+    assert defaults.inner_steps == 5 and defaults.algorithm == "reptile"
+    assert sinusoid.parse_args([])[0].algorithm == "maml"
+    options = sinusoid.parse_args(["--algorithm", "imaml", "--algorithm-option", "reg=2.5"])[0]
+    assert options.options() == {"inner_steps": 10, "reg": 2.5}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--algorithm", "imaml", "--algorithm-option", "regg=2"], "imaml has no option 'regg'"),
+    (["--algorithm", "reptile", "--first-order"], "--first-order applies to maml, metasgd and anil"),
+    (["--algorithm", "mamlpp", "--inner-steps", "0"], "--inner-steps must be an integer >= 1"),
+])
+def test_cli_bad_algorithm_settings_are_one_line_errors(args, message, tmp_path):
+    test_cli_bad_input_is_one_line_error(args, message, tmp_path)
+
+
+def test_cli_unknown_algorithm_names_the_flag(tmp_path):
+    result = run_cli("--algorithm", "maml2", "--out", str(tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("error: --algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, reptile, "
+            "imaml; got 'maml2'") in result.stderr
+
+
+def test_learned_rates_that_blow_up_past_their_steps_end_the_curve_instead_of_raising():
+    from minimaml.family import Learned
+    from minimaml.train import TrainingDiverged
+    params = sinusoid.init_params(jax.random.key(0))
+    config = sinusoid.Config(eval_tasks=30, eval_shots=(10,), eval_steps=4)
+    rates = jax.tree.map(lambda p: np.full(p.shape, 40.0, np.float32), params)
+    result = sinusoid.evaluate(params, config, learned=Learned(params, rates, learned_lr=True))
+    mse = result["10"]["mse"]
+    last = result["10"]["diverged_after_step"]
+    assert mse[0] is not None and all(m is None for m in mse[last + 1:]) and last < 4
+    with pytest.raises(TrainingDiverged):     # given (not learned) rates still raise
+        sinusoid.evaluate(params, sinusoid.Config(inner_lr=50.0, eval_tasks=20, eval_shots=(10,)))

@@ -13,11 +13,13 @@ prints ``correct``, ``not yet`` (the stub is untouched) or a hint saying what di
 - :mod:`.first_order`     chapter 5: the first-order meta-gradient, a gradient angle, Reptile
 - :mod:`.omniglot`        chapter 6: the N-way label permutation
 - :mod:`.playground`      chapter 7: the largest stable step size, the widget's prediction
+- :mod:`.family`          chapter 8: Meta-SGD's step, ANIL's head-only step, iMAML's implicit
+  meta-gradient
 """
 from .harness import Exercise, Result, tree_difference
 
 CHAPTERS = {1: "one_task", 2: "grad_of_grad", 3: "maml_sinusoid", 4: "batching",
-            5: "first_order", 6: "omniglot", 7: "playground"}
+            5: "first_order", 6: "omniglot", 7: "playground", 8: "family"}
 
 
 def all_exercises() -> dict[str, Exercise]:

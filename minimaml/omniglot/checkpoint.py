@@ -13,8 +13,10 @@ from .. import npz
 from ..types import PyTree
 
 # What a resumed run may change: how long and how it runs, not what it computes.
-RESUMABLE_CHANGES = ("meta_steps", "max_train_seconds", "checkpoint_seconds",
-                     "steps_per_call", "remat", "eval_every")
+RESUMABLE_CHANGES = ("meta_steps", "max_train_seconds", "max_train_cpu_seconds",
+                     "checkpoint_seconds", "steps_per_call", "remat", "eval_every")
+# Config fields added later: a checkpoint that lacks one was written with this value.
+ADDED_FIELDS = {"algorithm": "maml", "algorithm_options": []}
 
 
 def save_checkpoint(path: os.PathLike, step: int, params: PyTree, opt_state: PyTree,
@@ -43,7 +45,7 @@ def check_same_run(path: os.PathLike, state: dict[str, Any], config: dict[str, A
     written with ``config`` (but for :data:`RESUMABLE_CHANGES`) and the same ``data``
     (``{"sha256", "characters"}``). Returns a warning for a checkpoint of an older
     version that recorded no data, None otherwise."""
-    recorded = state.get("config", {})
+    recorded = {**ADDED_FIELDS, **state.get("config", {})}
     config = json.loads(json.dumps(config))           # as the record holds it
     changed = sorted(f for f in set(config) | set(recorded)
                      if f not in RESUMABLE_CHANGES and recorded.get(f) != config.get(f))

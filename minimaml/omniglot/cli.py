@@ -2,6 +2,7 @@
 import argparse
 import sys
 
+from .. import family
 from ..cli import DEVICE_FLAGS, CommandLine, Flag, use_devices
 from ..runs import RunFolder, memory_limit
 from .data import BASE_URL, DataUnavailable, data_dir, load
@@ -24,10 +25,15 @@ FLAGS = (
          "(default: runs/omniglot)", default="runs/omniglot", field="out_dir",
          in_config=False),
     Flag("--first-order", None, "first-order MAML"),
+    Flag("--algorithm", str, f"which member of the MAML family (minimaml.family) meta-learns: "
+         f"{', '.join(family.ALGORITHMS)} (default: maml)"),
+    Flag("--algorithm-option", family.parse_option, "NAME=VALUE, a setting of the algorithm's "
+         "recipe, e.g. reg=2 for imaml (repeatable)", field="algorithm_options", repeat=True),
     Flag("--remat", None, "nested jax.checkpoint of the inner steps (less memory for many "
          "steps)"),
     Flag("--meta-batch", int, "tasks per meta-step (default: paper)"),
-    Flag("--inner-steps", int, "SGD steps in training (default: paper)"),
+    Flag("--inner-steps", int, f"SGD steps in training (default: paper; for "
+         f"{', '.join(family.OWN_INNER_STEPS)} the algorithm's own)"),
     Flag("--inner-lr", float, "α (default: paper)"),
     Flag("--eval-inner-steps", int, "SGD steps at meta-test (default: paper)"),
     Flag("--meta-lr", float, "β, Adam's step (default: paper)"),
@@ -43,6 +49,10 @@ FLAGS = (
          field="checkpoint_seconds", to_field=_minutes),
     Flag("--max-minutes", float, "stop training after this long; resume later with the "
          "same command (default: no limit)", field="max_train_seconds", to_field=_minutes),
+    Flag("--max-cpu-minutes", float, "stop training after it has used this much CPU time "
+         "(all threads; compilation included, evaluation not): a budget that a busy "
+         "machine does not shrink (default: no limit)", field="max_train_cpu_seconds",
+         to_field=_minutes),
     Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
          "(default: the device's memory)", in_config=False),
     Flag("--no-progress", None, "no progress bars", in_config=False),
@@ -59,7 +69,15 @@ COMMAND_LINE = CommandLine(
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     """The command line as a checked :class:`Config` and the parsed arguments."""
     args = COMMAND_LINE.parse(argv)
-    return paper_config(**COMMAND_LINE.config_fields(args)), args
+    return _config(args), args
+
+
+def _config(args: argparse.Namespace) -> Config:
+    fields = COMMAND_LINE.config_fields(args)
+    algorithm = fields.get("algorithm", "maml")
+    if "inner_steps" not in fields and algorithm in family.OWN_INNER_STEPS:
+        fields["inner_steps"] = family.default_inner_steps(algorithm)
+    return paper_config(**fields)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = paper_config(**COMMAND_LINE.config_fields(args))
+    config = _config(args)
     devices = use_devices(args, config.meta_batch)
     memory_limit(args.memory_limit_gb)
     progress = not args.no_progress

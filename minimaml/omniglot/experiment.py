@@ -1,4 +1,5 @@
-"""The Omniglot experiment: its config, a checkpointed training run, the meta-test."""
+"""The Omniglot experiment: its config, a checkpointed training run, the meta-test
+(:mod:`.metatest`)."""
 import contextlib
 import dataclasses
 import json
@@ -8,21 +9,22 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from .. import family
 from ..checks import ArgumentError, check_int, check_number, check_positive
 from ..devices import Devices, device_record, process_share
-from ..evaluate import finetune_curves, mean_ci95
+from ..evaluate import mean_ci95
 from ..nets import conv_init
-from ..progress import ProgressBar, chain
+from ..progress import ChunkTimer, ProgressBar, chain
 from ..runs import Interrupted, RunFolder, StopOnInterrupt, check_memory, versions
-from ..train import TrainingDiverged, default_opt_state, meta_train
+from ..train import default_opt_state, optimize_schedule
 from ..types import PyTree
 from .checkpoint import check_same_run, load_checkpoint, save_checkpoint
 from .data import DRAWINGS, Omniglot, content_sha256
-from .model import GroupedAccuracy, classifier
-from .sizes import check_data, estimate_memory, eval_chunk
-from .tasks import sample_tasks, split_characters, task_sampler
+from .metatest import _evaluate, evaluate  # noqa: F401  (evaluate: part of this module's API)
+from .model import classifier
+from .sizes import check_data, estimate_memory
+from .tasks import split_characters, task_sampler
 
 MAX_STEPS = 2**31 - 1     # training steps are counted in 32-bit integers on the device
 
@@ -55,6 +57,9 @@ class Config:
     steps_per_call: int = 100
     checkpoint_seconds: float = 300.0
     max_train_seconds: float = 0.0   # stop early after this much training (0: no limit)
+    max_train_cpu_seconds: float = 0.0   # ... or this much CPU time in training (0: no limit)
+    algorithm: str = "maml"      # one of minimaml.family.ALGORITHMS
+    algorithm_options: tuple = ()    # (name, value) pairs for the algorithm's recipe
 
     def __post_init__(self):
         for name in ("queries", "meta_batch", "filters", "blocks",
@@ -69,6 +74,7 @@ class Config:
         check_int(self.seed, "seed", 0, 2**63 - 1)
         check_int(self.split_seed, "split_seed", 0, 2**63 - 1)
         check_number(self.max_train_seconds, "max_train_seconds", 0)
+        check_number(self.max_train_cpu_seconds, "max_train_cpu_seconds", 0)
         check_number(self.checkpoint_seconds, "checkpoint_seconds", 0)
         check_positive(self.inner_lr, "inner_lr")
         check_positive(self.meta_lr, "meta_lr")
@@ -81,6 +87,12 @@ class Config:
                 raise ArgumentError(name, f"at most {DRAWINGS - self.shots} (each character "
                                     f"has {DRAWINGS} drawings, shots={self.shots} of them in "
                                     f"the support set)", getattr(self, name))
+        family.check_recipe(self.algorithm, self.options())
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of the algorithm's recipe (:func:`minimaml.family.plan`)."""
+        extra = self.algorithm_options + ((("remat", True),) if self.remat else ())
+        return family.recipe_options(self.algorithm, self.inner_steps, self.first_order, extra)
 
     def validate(self) -> "Config":
         """The checks already ran when the config was made; kept for callers that ask."""
@@ -111,69 +123,24 @@ def init_params(config: Config) -> PyTree:
                      blocks=config.blocks)
 
 
-@dataclasses.dataclass(frozen=True)
-class _FiniteAccuracy:
-    """The grouped accuracy, NaN where fine-tuning made the weights non-finite (their
-    argmax would otherwise still pick a class and score as chance)."""
-    accuracy: GroupedAccuracy
-
-    def __call__(self, params, query):
-        leaves = jax.tree.leaves(params)
-        finite = jnp.all(jnp.array([jnp.isfinite(leaf).all() for leaf in leaves]))
-        return jnp.where(finite, self.accuracy(params, query), jnp.nan)
-
-
-def evaluate(params: PyTree, test_images: jax.Array, config: Config,
-             conv: Callable | None = None, max_diverged_fraction: float = 0.1,
-             devices: Devices = None) -> np.ndarray:
-    """Meta-test: ``eval_tasks`` fixed fresh tasks, ``eval_inner_steps`` SGD steps at α.
-
-    Returns per-task accuracy after 0..eval_inner_steps steps, (T, steps+1) numpy.
-    The tasks are the same for every call with the same config (seeded apart from
-    training), so checkpoints can be compared.
-
-    A task whose fine-tuned weights become non-finite counts as wrong (accuracy 0 from
-    that step on); if more than ``max_diverged_fraction`` of the tasks do, this raises
-    TrainingDiverged. ``devices`` splits the tasks across devices.
-    """
-    return _evaluate(params, test_images, config, conv, max_diverged_fraction, devices)[0]
-
-
-def _evaluate(params, test_images, config, conv, max_diverged_fraction=0.1, devices=None):
-    """(accuracies, the number of tasks whose fine-tuning diverged); see :func:`evaluate`."""
-    key = jax.random.fold_in(jax.random.key(config.seed), 10_000)
-    tasks = sample_tasks(key, test_images, config.eval_tasks, config.ways, config.shots,
-                         config.eval_queries)
-    apply_fn, loss_fn = classifier(conv)
-    metric = _FiniteAccuracy(GroupedAccuracy(apply_fn, config.ways, config.queries))
-    curves = finetune_curves(params, loss_fn, tasks.support, tasks.query, config.inner_lr,
-                             config.eval_inner_steps, metric_fn=metric,
-                             task_chunk=eval_chunk(config), devices=devices)
-    diverged = ~np.isfinite(curves)
-    if diverged.any(axis=1).sum() > max_diverged_fraction * len(curves):
-        step = int(np.argmax(diverged.any(axis=0)))
-        raise TrainingDiverged(step, float("nan"),
-            f"fine-tuning diverged at meta-test on {int(diverged.any(axis=1).sum())} of "
-            f"{len(curves)} tasks, the weights becoming non-finite at step {step}; try a "
-            f"smaller learning rate (inner_lr={config.inner_lr})")
-    return np.where(diverged, 0.0, curves), int(diverged.any(axis=1).sum())
-
-
 class _RunDriver:
     """The ``on_chunk`` of a checkpointed run: it times training, records the losses,
     evaluates every ``eval_every`` steps, checkpoints, and asks to stop when
     ``max_train_seconds`` have passed or ``stop`` (Ctrl-C) asks. ``state`` is what the
     checkpoint keeps."""
 
-    def __init__(self, config, state, test_images, checkpoint, conv, log, stop, devices):
+    def __init__(self, config, state, test_images, checkpoint, conv, log, stop, devices,
+                 to_learned=None):
         self.config, self.state, self.test_images = config, state, test_images
         self.checkpoint, self.conv, self.log, self.stop = checkpoint, conv, log, stop
-        self.devices = devices
+        self.devices, self.to_learned = devices, to_learned
         self.last_mark = self.last_save = time.perf_counter()
+        self.last_cpu = time.process_time()
 
     def record_eval(self, step, params):
+        learned = None if self.to_learned is None else self.to_learned(params)
         accuracies, diverged = _evaluate(params, self.test_images, self.config, self.conv,
-                                         devices=self.devices)
+                                         devices=self.devices, learned=learned)
         mean, ci = mean_ci95(accuracies[:, -1])
         entry = {"step": step, "train_seconds": round(self.state["train_seconds"], 2),
                  "accuracy": float(mean), "ci95": float(ci)}
@@ -189,18 +156,21 @@ class _RunDriver:
             self.last_save = time.perf_counter()
 
     def __call__(self, step, params, opt_state, losses):
-        config, now = self.config, time.perf_counter()
+        config, now, cpu_now = self.config, time.perf_counter(), time.process_time()
         self.state["train_seconds"] += now - self.last_mark
+        self.state["train_cpu_seconds"] = (self.state.get("train_cpu_seconds", 0.0)
+                                           + cpu_now - self.last_cpu)
         self.state["losses"].extend(float(v) for v in losses)
         interrupted = self.stop is not None and self.stop.requested
         if (config.eval_every and step % config.eval_every == 0 and step < config.meta_steps
                 and not interrupted):
             self.record_eval(step, params)
-        time_up = 0 < config.max_train_seconds <= self.state["train_seconds"]
+        time_up = (0 < config.max_train_seconds <= self.state["train_seconds"]
+                   or 0 < config.max_train_cpu_seconds <= self.state["train_cpu_seconds"])
         if (now - self.last_save >= config.checkpoint_seconds or step == config.meta_steps
                 or time_up or interrupted):
             self.save(step, params, opt_state)
-        self.last_mark = time.perf_counter()
+        self.last_mark, self.last_cpu = time.perf_counter(), time.process_time()
         return (time_up or interrupted) and step < config.meta_steps
 
 
@@ -218,7 +188,8 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
           log: Callable[[str], None] | None = None,
           memory_limit_gb: float | None = None,
           devices: Devices = None) -> tuple[PyTree, dict[str, Any]]:
-    """Meta-train the conv net with MAML on ``data``'s training characters.
+    """Meta-train the conv net with ``config.algorithm`` (MAML by default, see
+    :mod:`minimaml.family`) on ``data``'s training characters.
 
     With ``out_dir``, a checkpoint (``checkpoint.npz``) is written every
     ``config.checkpoint_seconds`` and at the end, and a run found there is resumed
@@ -236,12 +207,15 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
     ``devices`` splits the tasks of training and the meta-test across devices
     (:func:`minimaml.train.optimize`); with several processes, each draws its share.
 
-    With ``config.max_train_seconds`` training stops at the first chunk boundary past
-    that much training time (a checkpoint is written, the run can be resumed).
+    With ``config.max_train_seconds`` (``max_train_cpu_seconds``) training stops at the
+    first chunk boundary past that much training time (CPU time of all the process's
+    threads) (a checkpoint is written, the run can be resumed).
 
     Returns ``(params, history)``: history holds ``steps`` (done), ``losses`` (per step),
-    ``train_seconds`` (training only, compile included, evaluation excluded) and
-    ``evals`` (list of {step, train_seconds, accuracy, ci95}).
+    ``train_seconds`` and ``train_cpu_seconds`` (training only, compile included,
+    evaluation excluded), ``evals`` (list of {step, train_seconds, accuracy, ci95}),
+    ``ms_per_step`` (median over the chunks of this call after its first) and
+    ``learned`` (the :class:`minimaml.family.Learned`: θ and how it is fine-tuned).
     """
     check_data(config, data)
     check_memory(estimate_memory(config, len(data.ids)), memory_limit_gb)
@@ -257,7 +231,10 @@ def train(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = No
 def _train(config, data, checkpoint, stop, progress, conv, log, devices=None):
     train_images, test_images = split_images(data, config)
     _, loss_fn = classifier(conv)
-    params = init_params(config)
+    the_plan = family.plan(config.algorithm, init_params(config), loss_fn,
+                           meta_steps=config.meta_steps, inner_lr=config.inner_lr,
+                           **config.options())
+    params = the_plan.init
     opt_state = default_opt_state(params)
     state = {"train_seconds": 0.0, "losses": [], "evals": [],
              "config": dataclasses.asdict(config), "data": data_record(data)}
@@ -271,21 +248,23 @@ def _train(config, data, checkpoint, stop, progress, conv, log, devices=None):
         if log:
             log(f"resuming from {checkpoint} at step {start_step}")
 
-    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop, devices)
+    driver = _RunDriver(config, state, test_images, checkpoint, conv, log, stop, devices,
+                        the_plan.learned)
+    timer = ChunkTimer()
     steps_done = start_step
     if start_step < config.meta_steps:
         sampler = task_sampler(train_images, process_share(config.meta_batch), config.ways,
                                config.shots, config.queries)
-        with ProgressBar(config.meta_steps, f"MAML {config.ways}-way {config.shots}-shot",
+        name = "MAML" if config.algorithm == "maml" else config.algorithm
+        with ProgressBar(config.meta_steps, f"{name} {config.ways}-way {config.shots}-shot",
                          initial=start_step, scale=config.meta_batch, unit="task",
                          enabled=progress) as bar:
-            params, opt_state, losses = meta_train(
-                params, loss_fn, sampler, jax.random.fold_in(jax.random.key(config.seed), 1),
-                meta_steps=config.meta_steps, inner_lr=config.inner_lr,
-                inner_steps=config.inner_steps, first_order=config.first_order,
-                meta_lr=config.meta_lr, remat=config.remat, opt_state=opt_state,
+            params, opt_state, losses = optimize_schedule(
+                params, the_plan.schedule, sampler,
+                jax.random.fold_in(jax.random.key(config.seed), 1),
+                lr=the_plan.meta_lr(config.meta_lr), opt_state=opt_state,
                 start_step=start_step, steps_per_call=config.steps_per_call,
-                on_chunk=chain(driver, bar), devices=devices)
+                on_chunk=chain(timer, driver, bar, timer.restart), devices=devices)
         steps_done = start_step + len(losses)
         if stop is not None and stop.requested and steps_done < config.meta_steps:
             raise Interrupted(f"stopped at step {steps_done} of {config.meta_steps}; "
@@ -293,12 +272,15 @@ def _train(config, data, checkpoint, stop, progress, conv, log, devices=None):
                               f"again to resume)")
         if steps_done < config.meta_steps and log:
             log(f"stopped after {state['train_seconds']:.0f} s of training at step "
-                f"{steps_done} (max_train_seconds={config.max_train_seconds})")
+                f"{steps_done} ({state.get('train_cpu_seconds', 0):.0f} CPU-seconds; "
+                f"max_train_seconds={config.max_train_seconds}, "
+                f"max_train_cpu_seconds={config.max_train_cpu_seconds})")
     state["steps"] = steps_done
     if not state["evals"] or state["evals"][-1]["step"] != steps_done:
         driver.record_eval(steps_done, params)
         driver.save(steps_done, params, opt_state)
-    return params, state
+    learned = the_plan.learned(params)
+    return learned.params, {**state, "ms_per_step": timer.ms_per_step(), "learned": learned}
 
 
 OUTPUTS = ("metrics.json", "learning_curve.png")
@@ -325,7 +307,9 @@ def run(config: Config, data: Omniglot, out_dir: str | os.PathLike | None = None
             "data": {**history["data"],
                      **({} if data_source is None else {"source": str(data_source)})},
             "train_seconds": history["train_seconds"],
+            "train_cpu_seconds": history.get("train_cpu_seconds", 0.0),
             "meta_steps": history["steps"],
+            "ms_per_step": history["ms_per_step"],
             "evals": history["evals"],
             "devices": device_record(devices),
             "versions": versions(),

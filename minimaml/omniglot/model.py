@@ -8,7 +8,7 @@ training and testing alike: the support set goes through the net as one batch
 are split into ``eval_queries / queries`` such groups, each a separate forward pass.
 """
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,16 +52,18 @@ class GroupedAccuracy:
         return jnp.mean(jnp.argmax(logits, -1) == gy)
 
 
-def task_accuracies(params: PyTree, tasks: OmniglotTasks, ways: int, inner_lr: float,
+def task_accuracies(params: PyTree, tasks: OmniglotTasks, ways: int, inner_lr: Any,
                     steps: int, group_queries: int = 1, conv: Callable | None = None,
-                    task_chunk: int = 50) -> np.ndarray:
+                    task_chunk: int = 50, **finetune: Any) -> np.ndarray:
     """Accuracy of each task after 0..steps fine-tuning steps: (T, steps+1) numpy.
 
     Fine-tunes θ on each task's support set (one batch) with SGD, and classifies its
     queries in groups of ``group_queries`` per class (each group one forward pass,
-    BatchNorm over that group), as in training.
+    BatchNorm over that group), as in training. ``finetune``: more of
+    :func:`minimaml.evaluate.finetune_curves`' settings (``adapt``, ``lr_per_step``,
+    ``signed_lr``), e.g. from :meth:`minimaml.family.Learned.finetune_kwargs`.
     """
     apply_fn, loss_fn = classifier(conv)
     return finetune_curves(params, loss_fn, tasks.support, tasks.query, inner_lr, steps,
                            metric_fn=GroupedAccuracy(apply_fn, ways, group_queries),
-                           task_chunk=task_chunk)
+                           task_chunk=task_chunk, **finetune)

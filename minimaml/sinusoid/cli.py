@@ -2,6 +2,7 @@
 import argparse
 import sys
 
+from .. import family
 from ..cli import DEVICE_FLAGS, CommandLine, Flag, use_devices
 from .experiment import Config, format_table, run
 
@@ -14,10 +15,15 @@ FLAGS = (
     Flag("--support-size", int, f"K, support points per task during meta-training "
          f"(default: {_PAPER.support_size})", short="-K"),
     Flag("--query-size", int, f"query points per training task (default: {_PAPER.query_size})"),
-    Flag("--inner-steps", int, f"SGD steps in the inner loop (default: {_PAPER.inner_steps})"),
+    Flag("--inner-steps", int, f"SGD steps in the inner loop (default: {_PAPER.inner_steps}, "
+         f"the paper's; for {', '.join(family.OWN_INNER_STEPS)} the algorithm's own)"),
     Flag("--inner-lr", float, f"α, the inner SGD step (default: {_PAPER.inner_lr})"),
     Flag("--meta-lr", float, f"β, Adam's step (default: {_PAPER.meta_lr})"),
     Flag("--first-order", None, "first-order MAML"),
+    Flag("--algorithm", str, f"which member of the MAML family (minimaml.family) meta-learns: "
+         f"{', '.join(family.ALGORITHMS)} (default: maml)"),
+    Flag("--algorithm-option", family.parse_option, "NAME=VALUE, a setting of the algorithm's "
+         "recipe, e.g. reg=5 for imaml (repeatable)", field="algorithm_options", repeat=True),
     Flag("--seed", int, f"seed of the initialisation, tasks and meta-test "
          f"(default: {_PAPER.seed})"),
     Flag("--eval-tasks", int, f"meta-test tasks per K (default: {_PAPER.eval_tasks})"),
@@ -39,7 +45,15 @@ COMMAND_LINE = CommandLine(
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     """The command line as a checked :class:`Config` and the parsed arguments."""
     args = COMMAND_LINE.parse(argv)
-    return Config(**COMMAND_LINE.config_fields(args)), args
+    return _config(args), args
+
+
+def _config(args: argparse.Namespace) -> Config:
+    fields = COMMAND_LINE.config_fields(args)
+    algorithm = fields.get("algorithm", _PAPER.algorithm)
+    if "inner_steps" not in fields and algorithm in family.OWN_INNER_STEPS:
+        fields["inner_steps"] = family.default_inner_steps(algorithm)
+    return Config(**fields)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = Config(**COMMAND_LINE.config_fields(args))
+    config = _config(args)
     devices = use_devices(args, config.meta_batch)
     _, _, metrics = run(config, out_dir=args.out, progress=not args.no_progress,
                         log=lambda line: print(line, file=sys.stderr, flush=True),

@@ -18,9 +18,10 @@ from .. import npz
 from ..checks import check_int, check_positive
 from ..devices import Devices, device_record, process_share
 from ..evaluate import finetune_curves, mean_ci95
-from ..progress import ProgressBar, chain
+from .. import family
+from ..progress import ChunkTimer, ProgressBar, chain
 from ..runs import Interrupted, RunFolder, StopOnInterrupt, check_memory, versions
-from ..train import TrainingDiverged, meta_train, pretrain
+from ..train import TrainingDiverged, pretrain
 from ..types import OnChunk, PyTree
 from .tasks import SineTasks, init_params, sample_tasks, sine_loss, task_sampler
 
@@ -48,6 +49,8 @@ class Config:
     eval_query: int = 100        # held-out points per evaluation task
     eval_shots: tuple = (5, 10, 20)
     eval_steps: int = 10
+    algorithm: str = "maml"      # one of minimaml.family.ALGORITHMS
+    algorithm_options: tuple = ()    # (name, value) pairs for the algorithm's recipe
 
     def __post_init__(self):
         for name in ("meta_batch", "support_size", "query_size", "eval_tasks", "eval_query"):
@@ -62,6 +65,12 @@ class Config:
         check_int(self.seed, "seed", 0, 2**63 - 1)
         check_positive(self.inner_lr, "inner_lr")
         check_positive(self.meta_lr, "meta_lr")
+        family.check_recipe(self.algorithm, self.options())
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of the algorithm's recipe (:func:`minimaml.family.plan`)."""
+        return family.recipe_options(self.algorithm, self.inner_steps, self.first_order,
+                                     self.algorithm_options)
 
     def validate(self) -> "Config":
         """The checks already ran when the config was made; kept for callers that ask."""
@@ -93,10 +102,13 @@ _MEMORY_OVERHEAD = 1.25
 
 def train(config: Config, progress: bool = True, should_stop: OnChunk | None = None,
           devices: Devices = None) -> tuple[PyTree, PyTree | None, dict[str, Any]]:
-    """Meta-train MAML and the pretrained baseline from the same initialisation.
+    """Meta-train ``config.algorithm`` (MAML by default) and the pretrained baseline from
+    the same initialisation.
 
     Returns ``(maml_params, pretrained_params, history)`` with history holding both
-    loss curves and their wall times (seconds, compilation included).
+    loss curves and their wall times (seconds, compilation included), the median ms
+    per meta-step and ``learned`` (the :class:`minimaml.family.Learned`: θ and how it
+    is fine-tuned).
 
     ``should_stop``, an ``on_chunk`` callback (e.g. :class:`minimaml.runs.StopOnInterrupt`),
     can stop training early: then ``history["maml_steps"]`` / ``["pretrained_steps"]``
@@ -112,15 +124,16 @@ def train(config: Config, progress: bool = True, should_stop: OnChunk | None = N
     sampler = task_sampler(process_share(config.meta_batch), config.support_size,
                            config.query_size)
 
-    start = time.perf_counter()
-    with ProgressBar(config.meta_steps, "FOMAML" if config.first_order else "MAML",
-                     enabled=progress) as bar:
-        maml_params, _, maml_losses = meta_train(
-            params0, sine_loss, sampler, maml_key, meta_steps=config.meta_steps,
-            inner_lr=config.inner_lr, inner_steps=config.inner_steps,
-            first_order=config.first_order, meta_lr=config.meta_lr,
-            on_chunk=chain(bar, should_stop), devices=devices)
-    jax.block_until_ready(maml_params)
+    start, timer = time.perf_counter(), ChunkTimer()
+    name = {"maml": "FOMAML" if config.first_order else "MAML"}.get(config.algorithm,
+                                                                     config.algorithm)
+    with ProgressBar(config.meta_steps, name, enabled=progress) as bar:
+        learned, _, maml_losses = family.meta_train(
+            config.algorithm, params0, sine_loss, sampler, maml_key,
+            meta_steps=config.meta_steps, inner_lr=config.inner_lr, meta_lr=config.meta_lr,
+            options=config.options(), on_chunk=chain(timer, bar, should_stop, timer.restart),
+            devices=devices)
+    maml_params = jax.block_until_ready(learned.params)
     maml_seconds = time.perf_counter() - start
 
     pre_params, pre_losses, pre_seconds = None, np.zeros((0,), np.float32), 0.0
@@ -134,7 +147,8 @@ def train(config: Config, progress: bool = True, should_stop: OnChunk | None = N
         pre_seconds = time.perf_counter() - start
     history = {"maml_losses": maml_losses, "pretrained_losses": pre_losses,
                "maml_seconds": maml_seconds, "pretrained_seconds": pre_seconds,
-               "maml_steps": len(maml_losses), "pretrained_steps": len(pre_losses)}
+               "maml_steps": len(maml_losses), "pretrained_steps": len(pre_losses),
+               "ms_per_step": timer.ms_per_step(), "learned": learned}
     return maml_params, pre_params, history
 
 
@@ -145,7 +159,8 @@ def evaluation_tasks(config: Config, shots: int) -> SineTasks:
 
 
 def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
-             max_diverged_fraction: float = 0.1, devices: Devices = None) -> dict[str, Any]:
+             max_diverged_fraction: float = 0.1,
+             learned: family.Learned | None = None, devices: Devices = None) -> dict[str, Any]:
     """Meta-test ``params``: for each K, query MSE mean and 95% CI after 0..eval_steps steps.
 
     Fine-tuning from a meta-learned θ with several steps can blow up on a rare task
@@ -154,6 +169,13 @@ def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
     at every step, so each curve averages the same tasks; if more than
     ``max_diverged_fraction`` of the tasks diverge, this raises TrainingDiverged.
 
+    With ``learned`` (a :class:`minimaml.family.Learned`), θ is fine-tuned its way
+    (learned rates, ANIL's head only) and ``params``/``inner_lr`` are not used. Rates
+    learned for fewer steps than ``eval_steps`` may blow up when taken further (Meta-SGD
+    learns one step's rates): then the curve stops at the last step where at most
+    ``max_diverged_fraction`` of the tasks have diverged (later entries None,
+    ``diverged_after_step`` says where) instead of raising.
+
     Returns ``{"5": {"mse": [...], "ci95": [...], "diverged_tasks": n}, ...}``
     (lists of eval_steps + 1). ``devices`` splits the tasks across devices.
     """
@@ -161,10 +183,18 @@ def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
     results = {}
     for shots in config.eval_shots:
         tasks = evaluation_tasks(config, shots)
-        curves = finetune_curves(params, sine_loss, tasks.support, tasks.query, inner_lr,
-                                 config.eval_steps, devices=devices)
+        if learned is None:
+            curves = finetune_curves(params, sine_loss, tasks.support, tasks.query, inner_lr,
+                                     config.eval_steps, devices=devices)
+        else:
+            curves = learned.finetune_curves(sine_loss, tasks.support, tasks.query,
+                                             config.eval_steps, devices=devices)
         finite_tasks = np.isfinite(curves).all(axis=1)
         diverged = int((~finite_tasks).sum())
+        if diverged > max_diverged_fraction * len(curves) and learned is not None \
+                and learned.learned_lr:
+            results[str(shots)] = _curve_until_divergence(curves, max_diverged_fraction)
+            continue
         if diverged > max_diverged_fraction * len(curves):
             first_step = int(np.argmin(np.isfinite(curves).all(axis=0)))
             raise TrainingDiverged(first_step, float("nan"),
@@ -177,7 +207,19 @@ def evaluate(params: PyTree, config: Config, inner_lr: float | None = None,
     return results
 
 
-OUTPUTS = ("maml_params.npz", "pretrained_params.npz", "metrics.json", "sinusoid.png")
+def _curve_until_divergence(curves: np.ndarray, max_diverged_fraction: float) -> dict[str, Any]:
+    finite_so_far = np.cumprod(np.isfinite(curves), axis=1).astype(bool)
+    last = int(np.flatnonzero(finite_so_far.mean(axis=0) >= 1 - max_diverged_fraction)[-1])
+    kept = finite_so_far[:, last]
+    mean, ci = mean_ci95(curves[kept, :last + 1])
+    missing = [None] * (curves.shape[1] - last - 1)
+    return {"mse": mean.tolist() + missing, "ci95": ci.tolist() + missing,
+            "diverged_tasks": int((~kept).sum()), "tasks": len(curves),
+            "diverged_after_step": last}
+
+
+OUTPUTS = ("maml_params.npz", "maml_inner_lr.npz", "pretrained_params.npz", "metrics.json",
+           "sinusoid.png")
 
 
 def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool = True,
@@ -214,7 +256,8 @@ def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool
             "config": dataclasses.asdict(config),
             "train_seconds": history["maml_seconds"],
             "pretrain_seconds": history["pretrained_seconds"],
-            "maml": evaluate(maml_params, config, devices=devices),
+            "ms_per_step": history["ms_per_step"],
+            "maml": evaluate(maml_params, config, learned=history["learned"], devices=devices),
             "pretrained": evaluate(pre_params, config, devices=devices),
             "devices": device_record(devices),
             "versions": versions(),
@@ -226,10 +269,12 @@ def run(config: Config, out_dir: str | os.PathLike | None = None, progress: bool
                 raise Interrupted(_save_interrupted(folder, config, maml_params, pre_params,
                                                     history, "the meta-test"))
             save_params(folder.stage("maml_params.npz"), maml_params)
+            if history["learned"].learned_lr:
+                save_params(folder.stage("maml_inner_lr.npz"), history["learned"].inner_lr)
             save_params(folder.stage("pretrained_params.npz"), pre_params)
             folder.stage("metrics.json").write_text(json.dumps(metrics, indent=1))
             plot(maml_params, pre_params, {**metrics, "history": curves}, config,
-                 path=folder.stage("sinusoid.png"))
+                 path=folder.stage("sinusoid.png"), learned=history["learned"])
             folder.commit()
     return maml_params, pre_params, {**metrics, "history": curves}
 
@@ -279,8 +324,10 @@ def format_table(metrics: dict[str, Any], shots: str = "5",
     lines = [head, "|---" * (len(steps) + 1) + "|"]
     for name in ("maml", "pretrained"):
         res = metrics[name][shots]
-        cells = [f"{res['mse'][n]:.3f} ± {res['ci95'][n]:.3f}" for n in steps]
+        cells = ["diverged" if res["mse"][n] is None else
+                 f"{res['mse'][n]:.3f} ± {res['ci95'][n]:.3f}" for n in steps]
         note = f" ({res['diverged_tasks']} of {res['tasks']} tasks diverged, left out)" \
             if res.get("diverged_tasks") else ""
-        lines.append(f"| {name} (K={shots}){note} | " + " | ".join(cells) + " |")
+        label = metrics.get("config", {}).get("algorithm", "maml") if name == "maml" else name
+        lines.append(f"| {label} (K={shots}){note} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -13,19 +13,28 @@ from .tasks import INPUT_RANGE, sample_tasks, sine, sine_loss
 
 
 def adaptation_predictions(params: PyTree, support_x: ArrayLike, support_y: ArrayLike,
-                           x: ArrayLike, inner_lr: float, steps: int) -> jax.Array:
+                           x: ArrayLike, inner_lr: float, steps: int,
+                           learned: Any = None) -> jax.Array:
     """Predictions on ``x`` after 0..steps fine-tuning steps on one task's support set.
 
+    With ``learned`` (a :class:`minimaml.family.Learned`) θ is fine-tuned its way
+    (``params`` and ``inner_lr`` are then not used).
     support_x, support_y: (K, 1); x: (n, 1) -> (steps + 1, n, 1).
     """
-    _, traj = inner_loop(params, sine_loss, (support_x, support_y), inner_lr, steps,
-                         trajectory=True)
+    if learned is not None:
+        traj = learned.trajectory(sine_loss, (support_x, support_y), steps)
+    else:
+        _, traj = inner_loop(params, sine_loss, (support_x, support_y), inner_lr, steps,
+                             trajectory=True)
     return jax.vmap(mlp_apply, in_axes=(0, None))(traj.params, x)
 
 
 def plot(maml_params: PyTree, pre_params: PyTree, metrics: dict[str, Any], config: Any,
-         path: Any = None, plot_steps: tuple[int, ...] = (0, 1, 10)) -> Any:
+         path: Any = None, plot_steps: tuple[int, ...] = (0, 1, 10), learned: Any = None) -> Any:
     """Fig. 2 for both models (top: K=5, bottom: K=10), Fig. 3 and the training curves.
+
+    ``learned``: how the meta-learned θ is fine-tuned (:class:`minimaml.family.Learned`;
+    None: SGD at ``config.inner_lr``), e.g. a Meta-SGD run's learned rates.
 
     With ``path`` the figure is written there (off-screen); it is returned either way.
     """
@@ -37,10 +46,12 @@ def plot(maml_params: PyTree, pre_params: PyTree, metrics: dict[str, Any], confi
     colors = {0: "tab:green", 1: "tab:orange", steps: "tab:red"}
     for row, shots in enumerate((5, 10)):
         sx, sy = task.support_x[0, :shots], task.support_y[0, :shots]
-        for col, (name, params) in enumerate((("MAML", maml_params),
+        meta_name = getattr(config, "algorithm", "maml").upper()
+        for col, (name, params) in enumerate(((meta_name, maml_params),
                                               ("pretrained", pre_params))):
             ax = axes[row, col]
-            preds = adaptation_predictions(params, sx, sy, grid, config.inner_lr, steps)
+            preds = adaptation_predictions(params, sx, sy, grid, config.inner_lr, steps,
+                                           learned if col == 0 else None)
             ax.plot(grid[:, 0], sine(grid[:, 0], amp, phase), "k-", lw=2, label="ground truth")
             for n in plot_steps:
                 ax.plot(grid[:, 0], preds[n, :, 0], "--", color=colors.get(n, None),
@@ -53,8 +64,9 @@ def plot(maml_params: PyTree, pre_params: PyTree, metrics: dict[str, Any], confi
     for shots, style in zip(config.eval_shots, ("-", "--", ":")):
         for name, color in (("maml", "tab:blue"), ("pretrained", "tab:gray")):
             res = metrics[name][str(shots)]
-            n = np.arange(len(res["mse"]))
-            ax.errorbar(n, res["mse"], yerr=res["ci95"], fmt=style, color=color,
+            n = np.arange(len(res["mse"]))       # None (diverged) becomes NaN: not drawn
+            ax.errorbar(n, np.asarray(res["mse"], float), yerr=np.asarray(res["ci95"], float),
+                        fmt=style, color=color,
                         capsize=2, label=f"{name} K={shots}")
     ax.set_xlabel("fine-tuning gradient steps")
     ax.set_ylabel(f"query MSE ({config.eval_tasks} tasks, 95% CI)")

@@ -42,7 +42,7 @@ import numpy as np
 from IPython.display import Markdown, display
 from jax.flatten_util import ravel_pytree
 
-from minimaml import maml, sinusoid, train
+from minimaml import family, maml, sinusoid, train
 
 plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 loss_fn = sinusoid.sine_loss
@@ -62,23 +62,19 @@ sample = sinusoid.task_sampler(meta_batch, support_size, support_size)
 # |---|---|---|
 # | MAML | (I − α∇²L_support(θ)) g' | `maml_objective(..., first_order=False)` |
 # | first-order MAML | g' (the Hessian term dropped) | `maml_objective(..., first_order=True)` |
-# | Reptile (Nichol et al., 2018) | θ − φ, where φ = θ after k SGD steps on the task | written inline below |
+# | Reptile (Nichol et al., 2018) | θ − φ, where φ = θ after k SGD steps on the task | `family.ReptileObjective` (below) |
 #
 # Reptile does not differentiate through anything: it moves θ towards the weights
 # each task ends up with. We can still hand it to the same optax training loop by
 # writing an objective whose gradient *is* θ − φ: ½‖θ − stop_gradient(φ)‖².
 # Reptile uses all of a task's data for its inner steps, so here support and query
-# together.
+# together. That objective is in the library, `minimaml/family/objectives.py`, with
+# MAML's other relatives (chapter 8); its `__call__` holds the lines this chapter
+# used to write out here.
 
 # %%
-def reptile_objective(params, support, query, loss_fn, inner_lr, inner_steps):
-    """Mean over tasks of ½‖θ − sg(φ)‖²; its gradient is the Reptile direction mean(θ − φ)."""
-    def one_task(s, q):
-        data = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), s, q)
-        phi = maml.inner_loop(params, loss_fn, data, inner_lr, inner_steps, first_order=True)
-        phi = jax.lax.stop_gradient(phi)
-        return 0.5 * sum(jnp.sum((p - f) ** 2) for p, f in zip(jax.tree.leaves(params), jax.tree.leaves(phi)))
-    return jnp.mean(jax.vmap(one_task)(support, query))
+# Mean over tasks of ½‖θ − sg(φ)‖²; its gradient is the Reptile direction mean(θ − φ).
+reptile_objective = family.ReptileObjective(loss_fn, reptile_inner_lr, reptile_steps)
 
 # %% [markdown]
 # ## 2. The angle between the second- and first-order meta-gradients
@@ -122,7 +118,7 @@ def run(objective, params, sample, train_key, probe_key, *, meta_steps, meta_lr,
 objectives = {   # each: objective(params, support, query)
     "MAML": train.MamlObjective(loss_fn, inner_lr),
     "FOMAML": train.MamlObjective(loss_fn, inner_lr, first_order=True),
-    "Reptile": partial(reptile_objective, loss_fn=loss_fn, inner_lr=reptile_inner_lr, inner_steps=reptile_steps),
+    "Reptile": reptile_objective,
 }
 trained, train_losses, logs = {}, {}, {}
 for name, objective in objectives.items():

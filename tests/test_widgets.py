@@ -461,3 +461,16 @@ def test_widget_cell_runs_alone_in_a_fresh_kernel(notebook, index, source):
     shown = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(shown) == 1, f"{notebook} cell {index}: shown {len(shown)} times"
     assert "image/png" in shown[0]["data"], "no still for viewers without a kernel"
+
+
+def test_each_widget_stands_in_the_chapter_that_teaches_its_idea():
+    expected = {"02_grad_of_grad.ipynb": "second_order_explorer(",
+                "03_maml_sinusoid.ipynb": "meta_training_scrubber(",
+                "05_first_vs_second_order.ipynb": "first_vs_second_order(",
+                "06_omniglot.ipynb": "omniglot_adaptation(",
+                "07_playground.ipynb": "playground(",
+                "08_beyond_maml.ipynb": "family_widget("}
+    cells = _widget_cells()
+    for notebook, call in expected.items():
+        assert any(name == notebook and call in source for name, _, source in cells), \
+            f"{notebook} has no widget cell calling {call}...)"

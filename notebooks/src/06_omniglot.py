@@ -522,7 +522,7 @@ display(Markdown(
 #
 # Each setting runs from the command line with the paper's hyperparameters
 # (`python -m minimaml.omniglot --ways N --shots K`; 20-way uses 5 inner steps at
-# α = 0.1 and meta-batch 16). The paper trains each for 60,000 meta-steps; the runs
+# α = 0.1 and meta-batch 16). The paper trains each for 60,000 meta-steps (Appendix A.1); the runs
 # here had a budget of CPU time instead, on the same shared 2-core machine. The table
 # is read from `minimaml/data/omniglot_settings.json`, which
 # `benchmarks/omniglot_settings.py record` writes together with BENCHMARKS.md (section

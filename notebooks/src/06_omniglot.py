@@ -14,10 +14,10 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # loop is written out below in cells you can copy: the N-way K-shot task sampler with
 # its label permutation, the softmax cross-entropy loss, the paper's convolutional
 # network, and the `meta_train(...)` call — the same library functions that
-# `python -m minimaml.omniglot` runs. Then a θ meta-trained for three hours on a shared CPU
-# adapts to new characters in front of you, step by step; three baselines show what
-# that θ buys; and a pitfall of BatchNorm shows how a rarely stated choice moves the
-# reported accuracy.
+# `python -m minimaml.omniglot` runs. Then a θ meta-trained for three hours of wall time
+# on a shared CPU (section 11's table: 180 min) adapts to new characters in front of
+# you, step by step; three baselines show what that θ buys; and a pitfall of BatchNorm
+# shows how a choice the paper does not state moves the reported accuracy.
 #
 # **Where the outputs below come from.** A run of this notebook on a CPU (2 shared
 # cores, no GPU). The meta-training run in section 6 is short — it shows the loop
@@ -114,8 +114,8 @@ print("meta-train characters:", len(train_idx), " meta-test characters:", len(te
 # One N-way K-shot task with Q queries per class, in plain NumPy: pick N distinct
 # characters — **their random order is the label permutation**: label n goes to the
 # n-th character picked — give each a random quarter-turn (the paper's augmentation,
-# after Santoro et al., 2016: rotations by multiples of 90°; the turn applies to all
-# of that character's drawings in the task), and take K + Q distinct drawings of each,
+# Section 5.2, after Santoro et al., 2016: rotations by multiples of 90°; here the turn
+# applies to all of that character's drawings in the task), and take K + Q distinct drawings of each,
 # the first K for the support set.
 #
 # Why permute labels per task? If "label 0" always meant the same kind of character,
@@ -153,7 +153,10 @@ print("support:", support_x.shape, support_y, " query:", query_x.shape, query_y)
 # `drawers`), so we can check it against the plain version: assembling the library's
 # choices with `assemble` must give exactly the library's arrays, and the labels must
 # be a uniformly random permutation in both (each of the N characters, ordered by
-# index, gets label 0 in about 1/N of the tasks).
+# index, gets label 0 in 1/N of the tasks, in expectation). With 200 tasks that second
+# check is a loose one: each printed frequency carries sampling noise of about ±0.03
+# (one standard error, √(0.2·0.8/200) for N = 5), so departures from 1/N of a few
+# hundredths, as below, are what chance gives; the exact match is the strict check.
 
 # %%
 check_tasks = 200
@@ -256,12 +259,15 @@ print(f"loss at a fresh θ: {float(loss_fn(params, batch)):.4f} (ln N = {np.log(
 # mean and variance *of the batch it is given*, at training **and at test time**. A
 # query image's prediction therefore depends on the other query images it is batched
 # with — the evaluation is *transductive*: it uses the unlabelled test images together.
-# (The paper's code does this; so does most code that reproduces it.)
+# (The paper's official code does this: its `normalize` in `utils.py`, github.com/cbfinn/maml,
+# calls TensorFlow's `batch_norm` with its default `is_training=True`, batch statistics,
+# at test time too.)
 #
-# Why it matters: the number you report depends on a choice that is rarely written
-# down. Feed 75 queries of a 5-way task at once and the statistics differ from
-# training, where a query batch held one image per class; feed one image alone and the
-# normalisation is degenerate.
+# Why it matters: the number you report depends on how the queries are batched, a
+# choice the paper does not state. Feed 75 queries of a 5-way task at once and the
+# statistics differ from training, where a query batch held one image per class; feed
+# one image alone and each image is normalised by its own statistics only (the mean
+# and variance over its positions, just 2×2 of them in the last block).
 #
 # **Our protocol**, used everywhere in `minimaml` (training, `og.evaluate`, both
 # commands, this notebook): the support set goes through the net as one batch (N·K
@@ -319,7 +325,8 @@ print(f"after {meta_steps} meta-steps: test accuracy " + ", ".join(
 # ## 7. A θ at the paper's accuracy, evaluated without training
 #
 # The θ shipped with minimaml is the same network meta-trained with the command line
-# on this CPU for far longer (the steps are stored in the file; `minimaml/data/README.md`
+# on the project's shared 2-core CPU for far longer (the steps are stored in the file
+# and printed below; `minimaml/data/README.md`
 # gives the command, machine and time). Evaluating it is fine-tuning from it on each
 # test task and classifying that task's queries — no training. This is what
 # `python -m minimaml.omniglot evaluate` runs (its default θ is this one):
@@ -438,10 +445,11 @@ print(f"difference after 3 steps: {100 * gap:+.1f} points")
 # long budget of `finetune_steps` steps: they were not trained to adapt in a few.
 
 #
-# Pretraining the transfer net takes longer than the rest of this chapter on a shared
-# 2-core CPU, so by default the chapter loads one pretrained beforehand with exactly
-# this call (`scripts/make_transfer_baseline.py`; `minimaml/data/README.md` gives its
-# cost); set `pretrain_steps` to a number to pretrain it here instead.
+# Pretraining the transfer net takes 8,000 steps (the cell below prints the wall and
+# CPU time they took when it was made), so by default
+# the chapter loads one pretrained beforehand with exactly this call
+# (`scripts/make_transfer_baseline.py`; `minimaml/data/README.md` gives its cost and
+# the load it ran under); set `pretrain_steps` to a number to pretrain it here instead.
 
 # %%
 if pretrain_steps is None:
@@ -514,7 +522,7 @@ display(Markdown(
 #
 # Each setting runs from the command line with the paper's hyperparameters
 # (`python -m minimaml.omniglot --ways N --shots K`; 20-way uses 5 inner steps at
-# α = 0.1 and meta-batch 16). The paper trains each for 60,000 meta-steps; the runs
+# α = 0.1 and meta-batch 16). The paper trains each for 60,000 meta-steps (Appendix A.1); the runs
 # here had a budget of CPU time instead, on the same shared 2-core machine. The table
 # is read from `minimaml/data/omniglot_settings.json`, which
 # `benchmarks/omniglot_settings.py record` writes together with BENCHMARKS.md (section
@@ -596,12 +604,14 @@ check_nearest_class_mean(nearest_class_mean)
 
 # %% [markdown]
 # **To explore** (no check):
-# - Set `shots = 5`: what does a second labelled example per class change in the
+# - Set `shots = 5`: what do five labelled examples per class change in the
 #   loss curve of section 6?
 # - `ways = 20` switches sections 3-6 to the paper's 20-way config (5 inner steps at
-#   α = 0.1): watch the cost per meta-step grow with the inner steps.
-# - `meta_train(..., first_order=True)`: first-order MAML is cheaper per step; does
-#   it lose accuracy here?
+#   α = 0.1, meta-batch 16): watch the cost per meta-step grow (BENCHMARKS.md, "Omniglot
+#   MAML speed (CPU)": 1.66 s against 0.20 s per meta-iteration for 5-way 1-shot).
+# - `meta_train(..., first_order=True)`: first-order MAML is cheaper per step (the same
+#   BENCHMARKS.md section: 0.11 s against 0.20 s per meta-iteration for 5-way 1-shot);
+#   does it lose accuracy here?
 # - Evaluate the shipped θ with another α (`og.task_accuracies(shipped, test_tasks, 5,
 #   α, 3)`): how sensitive is it to the step size it was meta-trained for?
 # - Give the transfer baseline a better chance: a smaller α and more steps, or only

@@ -105,6 +105,10 @@ print(f"all adapt: scan carries {carry_all} tensors, {dots_all} matmuls per inne
 print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per inner step")
 
 # %% [markdown]
+# Read the matmuls: the forward pass of the 1-40-40-1 net has 3; the head-only step adds
+# one, the head weight's gradient, and nothing for the body, while adapting everything
+# adds the full backward pass.
+#
 # ## 2. Seven algorithms, one line each
 #
 # Every recipe returns a *plan*: the pytree Adam trains (θ, or θ with learned rates),

@@ -13,11 +13,13 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # ANIL, MAML++, Reptile and iMAML — are not seven programs. Each changes one or two
 # things about the same inner loop: the step size, which parameters move, which losses
 # count, or how the meta-gradient is obtained. `minimaml.maml.inner_loop` has those
-# knobs (all off by default, where it is exactly chapter 3's MAML), and
+# knobs (all off by default, where it is exactly chapter 3's MAML; tests/test_family.py
+# checks neutral settings against it bitwise), and
 # `minimaml.family` writes each relative as a short recipe on top of it. We look at
-# each change in a few lines of code and one equation, compare all seven on both of the
-# paper's benchmarks, adapt one task from each one's θ side by side, look at the step
-# sizes Meta-SGD and MAML++ learn, plug in a Flax or Equinox model, and end with when
+# each change in a few lines of code and one equation, compare them on two of the
+# paper's benchmarks (all seven on the sinusoid; six on Omniglot, where iMAML's
+# meta-test did not fit in memory — section 4), adapt one task from each one's θ side
+# by side, look at the step sizes Meta-SGD and MAML++ learn, plug in a Flax or Equinox model, and end with when
 # to pick which.
 
 # %% tags=["parameters"]
@@ -88,7 +90,8 @@ print(f"multi-step query loss Σ w_t L_query(θ_t) = {float(weighted):.3f}")
 # inner loop is a `lax.scan` whose carry is what adapts: with the head-only mask the
 # scan carries the head's two tensors, not all six, and `jax.grad` inside it asks for
 # the head's gradient only — no backward pass through the body at all
-# (tests/test_family.py checks this with a body whose backward pass would raise).
+# (tests/test_family.py checks this with a body that records whether its backward pass
+# ever runs: it never does).
 
 # %%
 def scan_carry(**kwargs):
@@ -102,6 +105,10 @@ print(f"all adapt: scan carries {carry_all} tensors, {dots_all} matmuls per inne
 print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per inner step")
 
 # %% [markdown]
+# Read the matmuls: the forward pass of the 1-40-40-1 net has 3; the head-only step adds
+# one, the head weight's gradient, and nothing for the body, while adapting everything
+# adds the full backward pass.
+#
 # ## 2. Seven algorithms, one line each
 #
 # Every recipe returns a *plan*: the pytree Adam trains (θ, or θ with learned rates),
@@ -111,13 +118,13 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 #
 # | algorithm | the change, in one equation | in code |
 # |---|---|---|
-# | **MAML** (Finn et al. 2017, Eq. 1) | θ ← θ − β ∇_θ Σᵢ L_qᵢ(θ − α∇L_sᵢ(θ)) | `family.maml(...)` = `train.meta_train` |
+# | **MAML** (Finn et al. 2017, Eq. 1 in Eq. 3) | θ ← θ − β ∇_θ Σᵢ L_qᵢ(θ − α∇L_sᵢ(θ)) | `family.maml(...)` = `train.meta_train` |
 # | **FOMAML** (ibid., §5.2) | ∇_θ ≈ Σᵢ ∇L_qᵢ(θ'ᵢ): treat dθ'/dθ as I | `maml_objective(..., first_order=True)` |
-# | **Meta-SGD** (Li et al. 2017, Eq. 3–4) | θ' = θ − **α** ∘ ∇L_s(θ), and (θ, **α**) ← (θ, **α**) − β∇Σᵢ L_qᵢ(θ'ᵢ) | `LearnedRates(θ, α)` + `InnerLoopObjective(inner_lr=None)` |
+# | **Meta-SGD** (Li et al. 2017, §3, Alg. 1) | θ' = θ − **α** ∘ ∇L_s(θ), and (θ, **α**) ← (θ, **α**) − β∇Σᵢ L_qᵢ(θ'ᵢ) | `LearnedRates(θ, α)` + `InnerLoopObjective(inner_lr=None)` |
 # | **ANIL** (Raghu et al. 2020, §4) | θ' = (θ_body, θ_head − α∇_head L_s(θ)) | `adapt=[False, False, True]` |
 # | **MAML++** (Antoniou et al. 2019, §4) | θₜ₊₁ = θₜ − α_{ℓ,t}∇_ℓ L_s(θₜ); loss Σₜ wₜ L_q(θₜ); first order for the first meta-steps | `lr_per_step=True`, `query_weights`, a two-phase schedule |
 # | **Reptile** (Nichol et al. 2018, Alg. 2) | θ ← θ + ε · meanᵢ(φᵢ − θ), φᵢ = θ after k SGD steps | `ReptileObjective`: ∇ of ½‖θ − sg(φ)‖² is θ − φ |
-# | **iMAML** (Rajeswaran et al. 2019, §3) | φ* = argmin L_s(φ) + λ/2‖φ − θ‖²;  ∇_θ = (I + H/λ)⁻¹ ∇L_q(φ*) | `ImamlObjective`: CG with Hessian-vector products |
+# | **iMAML** (Rajeswaran et al. 2019, §2–3, Lemma 1) | φ* = argmin L_s(φ) + λ/2‖φ − θ‖²;  ∇_θ = (I + H/λ)⁻¹ ∇L_q(φ*) | `ImamlObjective`: CG with Hessian-vector products |
 #
 # MAML++ switches from first to second order partway. In the training loop that is
 # two compiled objectives, not a branch inside one: `train.optimize_schedule` runs
@@ -138,10 +145,12 @@ for until, objective in mamlpp_plan.schedule:
 # rates. Adam moves every parameter by about its learning rate each step, whatever the
 # size of the gradient. A rate that starts at the sinusoid's α = 0.01 therefore moves by
 # about 10% of itself per step at β = 10⁻³, ten times more than in MAML++'s own setting
-# (α starts at 0.1 in the official code's Omniglot config, `init_inner_loop_learning_rate`,
-# at the same β). The first cell shows one Adam step; the second trains the benchmark's
-# MAML++ run (same seed, same schedule as the 70,000-step one) with θ's β for the rates
-# for `divergence_steps` meta-steps, and says where its loss stopped being finite. With
+# (in the official code, HowToTrainYourMAMLPytorch, the rates start at `task_learning_rate`
+# = 0.1 — its Omniglot configs' `init_inner_loop_learning_rate` is 0.1 too — and one Adam
+# at `meta_learning_rate` = 10⁻³ trains them with θ). The first cell shows one Adam
+# step; the second trains the benchmark's MAML++ run (same seed, same schedule as the
+# 70,000-step one) with θ's β for the rates for `divergence_steps` meta-steps, and says
+# where its loss stopped being finite. With
 # `rate_meta_lr = β · α / 0.1 = 10⁻⁴` the full 70,000-step run trains (the table in
 # section 4).
 
@@ -201,7 +210,9 @@ print(f"{flat_phi.size} parameters: |CG implicit gradient − dense (I + H/λ)�
 # each variant fine-tuned its own way (Meta-SGD and MAML++ with the rates they
 # learned — the last learned step's rate repeated past the steps they trained —,
 # ANIL the head only, iMAML plain SGD at the α = 0.002 of its inner solve, without the
-# regulariser, as the authors' code meta-tests, the others plain SGD at α = 0.01), and
+# regulariser, as the authors' code meta-tests — `measure_accuracy.py --lam 0.0` at the
+# training `--inner_lr` in aravindr93/imaml_dev's examples/README.md —, the others plain
+# SGD at α = 0.01), and
 # the time per meta-step measured in this kernel (median over chunks after the first,
 # which compiles).
 
@@ -259,7 +270,8 @@ ax.legend(fontsize=8, ncol=4)
 plt.show()
 
 # %% [markdown]
-# A few thousand meta-steps is a small fraction of the paper's 70,000, so read this
+# A few thousand meta-steps is a small fraction of the 70,000 of the official code's
+# sinusoid command (README, chapter 3's row), so read this
 # table as a sketch of the early race, not of the finish; the next section has the
 # full-size runs. The ms column is this kernel's, on whatever machine runs it.
 #
@@ -360,7 +372,8 @@ for name in ("anil", "maml"):
 # diverge when fine-tuned for many steps at the α it trained with. The fix a careful
 # user would make is at meta-test, not in training: a smaller step for the longer
 # fine-tuning, below 2/λ_max on every task — the table's `anil_finetune-lr-0.005` row
-# (same training, fine-tuned at α = 0.005).
+# (same training settings, fine-tuned at α = 0.005: 2/0.005 = 400, above the largest
+# λ_max printed above).
 #
 # iMAML's θ is tuned to its inner solver in the same way: it trained with 40 steps at
 # α = 0.002. Fine-tuned at that α (the table), and at MAML's α = 0.01:
@@ -404,7 +417,10 @@ family_widget(seed=0)
 # ## 6. What the learned rates look like
 #
 # Meta-SGD learns one rate per parameter entry, MAML++ one per tensor and inner step.
-# Both start at the benchmark's α everywhere. The shipped runs' rates:
+# Both start at the benchmark's α everywhere. The shipped runs' rates (the printout under
+# the figure gives Meta-SGD's per tensor: in each tensor between a fifth and over half
+# of the entries end negative, the head's one bias too — a step *up* their gradient;
+# Li et al. (2017, abstract) meta-learn the update's direction as well as its size):
 
 # %%
 learners = shipped_learners()
@@ -495,19 +511,21 @@ except ImportError:
 # **BatchNorm's running statistics.** Not supported as trained state, and here is
 # why. MAML's BatchNorm — the paper's code and our conv net — normalises with the
 # current batch's statistics at training *and* at test time, so running averages are
-# never read. With NNX, split them out (`nnx.split(model, nnx.Param, nnx.BatchStat)`),
-# merge them back with `copy=True` inside `apply`, and use
-# `BatchNorm(use_running_average=False)`: the model then behaves like the paper's
-# (tests/test_own_model.py trains one). A model that *needs* running statistics (or
-# MAML++'s per-step ones) would need `loss_fn` to return them (`has_aux`) and the
-# training loop to carry them beside θ and Adam's state; `optimize` carries only
-# those two, and we have not added a third.
+# never read (Antoniou et al. 2019, §3.1, list this among MAML's problems). With NNX,
+# split them out (`nnx.split(model, nnx.Param, nnx.BatchStat)`), merge them back with
+# `copy=True` inside `apply`, and use `BatchNorm(use_running_average=False)`: the model
+# then behaves like the paper's (tests/test_own_model.py trains one). A model that
+# *needs* running statistics (or MAML++'s per-step ones) would need `loss_fn` to return
+# them (`has_aux`) and the training loop to carry them beside θ and Adam's state;
+# `optimize` carries only those two, and we have not added a third.
 #
 # ## 8. When to pick which
 #
 # First the numbers this advice leans on, read from the shipped tables (one seed, one
-# machine; the settings of the variants other than MAML are the papers' where they
-# give them for the benchmark and otherwise ours from a few short runs, not tuned):
+# machine). The variants' settings are in the tables' settings column, and
+# `benchmarks/family_results.py` says where each comes from: a paper's or its official
+# code's where one gives it for the benchmark (on Omniglot, MAML++'s official config and
+# the iMAML authors' example command), otherwise ours from a few short runs, not tuned:
 
 # %%
 def table_row(benchmark, name):
@@ -540,7 +558,8 @@ for name in family.ALGORITHMS:
 #   second-order backward pass fits (chapter 5 measures its memory).
 # - **FOMAML** when memory or time per step is the limit. It drops the Hessian term;
 #   chapter 5 compares it with MAML with error bars, and the ratios above give its
-#   cost per meta-step here.
+#   cost per meta-step here: next to nothing saved on the sinusoid's small MLP, about
+#   half on Omniglot's conv net.
 # - **Meta-SGD** when one or very few fine-tuning steps is all you will take: it learns
 #   the step entry by entry, and its one-step cells are its best. Its rates are learned
 #   for the number of steps it trained with; taken further they overshoot (the †
@@ -548,21 +567,29 @@ for name in family.ALGORITHMS:
 #   use at test time (the recipe's `inner_steps`).
 # - **ANIL** when the body's features can be shared and only a head needs to adapt:
 #   its inner loop never differentiates the body (section 1), and Raghu et al. (2020,
-#   §4) found it matched MAML on few-shot image classification. Mind the step size when
-#   fine-tuning longer than it trained: section 4 shows why its head can diverge.
+#   §4) found it matched MAML on few-shot image classification; here, in the same
+#   Omniglot CPU budget, it took over twice MAML's meta-steps and ended above MAML
+#   (the printout above). Mind the step size when fine-tuning longer than it trained:
+#   section 4 shows why its head can diverge.
 # - **MAML++** when you will fine-tune for several steps: it trains the loss after each
 #   of them and learns a rate per layer and step. Give the rates an Adam step matched to
 #   their size (`rate_meta_lr`, section 2) when α is small; past its trained steps the
-#   learned rates are not promised to help (the † cells).
+#   learned rates are not promised to help (the † cells). It is the dearest per
+#   meta-step of the first six (the ratios above): in the Omniglot CPU budget it
+#   reached the fewest meta-steps and the lowest accuracy but Reptile's.
 # - **Reptile** when you want no meta-gradient at all — no second derivatives, no
 #   query/support split — for instance with models or losses awkward to differentiate
-#   twice.
-# - **iMAML** when you want many inner steps with memory independent of their number and
-#   a meta-gradient of the regularised inner solution. It has the most settings to get
-#   right (λ, the inner solver's step and count, CG steps) and its θ is tuned to the
-#   inner solver it trained with: fine-tune it the same way (here, SGD at the α of its
-#   inner solve, as the authors' code does at test time); the printout of section 4
-#   shows what plain SGD at MAML's α does from its θ.
+#   twice. In our settings it was the weakest on Omniglot in the CPU budget (the
+#   printout above); its paper's Omniglot runs (Nichol et al. 2018, appendix) use Adam
+#   in the inner loop and 100,000 outer iterations.
+# - **iMAML** when you want many inner steps with meta-gradient memory independent of
+#   their number (Rajeswaran et al. 2019, §3) and a meta-gradient of the regularised
+#   inner solution. Its meta-test here still stores every step (the Omniglot row of
+#   section 4). It has the most settings to get right (λ, the inner solver's step and
+#   count, CG steps) and its θ is tuned to the inner solver it trained with: fine-tune
+#   it the same way (here, SGD at the α of its inner solve, as the authors' code does
+#   at test time); the printout of section 4 shows what plain SGD at MAML's α does from
+#   its θ.
 #
 # ## Exercises
 #

@@ -159,6 +159,13 @@ class CommandLine:
                 warnings.formatwarning = previous
 
 
+def run_flags(what: str = "a run") -> tuple[Flag, ...]:
+    """The flags every command takes: a memory limit for ``what`` and no progress bars."""
+    return (Flag("--memory-limit-gb", float, f"refuse {what} whose largest arrays would "
+                 "need more (default: the device's memory)", in_config=False),
+            Flag("--no-progress", None, "no progress bars", in_config=False))
+
+
 DEVICE_FLAGS = (
     Flag("--devices", int, "split each meta-batch's tasks, and the meta-test's, across this "
          "many devices (of all processes together); on a CPU these are XLA host devices, at "

@@ -19,7 +19,7 @@ trains any of them and returns a :class:`Learned` (θ and how to fine-tune from 
 from .algorithms import (ALGORITHMS, OWN_INNER_STEPS, Learned, Plan, anil, check_recipe,
                          default_inner_steps, fomaml, imaml, last_layer, maml, mamlpp, meta_train, metasgd,
                          multi_step_weights, parse_option, plan, recipe_options,
-                         reptile)
+                         reptile, with_recipe_steps)
 from .imaml import ImamlObjective, implicit_adapt
 from .objectives import InnerLoopObjective, LearnedRates, ReptileObjective
 
@@ -27,4 +27,4 @@ __all__ = ["ALGORITHMS", "OWN_INNER_STEPS", "ImamlObjective", "InnerLoopObjectiv
            "LearnedRates", "Plan", "ReptileObjective", "anil", "check_recipe",
            "default_inner_steps", "fomaml", "imaml",
            "implicit_adapt", "last_layer", "maml", "mamlpp", "meta_train", "metasgd",
-           "multi_step_weights", "parse_option", "plan", "recipe_options", "reptile"]
+           "multi_step_weights", "parse_option", "plan", "recipe_options", "reptile", "with_recipe_steps"]

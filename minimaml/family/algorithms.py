@@ -270,6 +270,15 @@ def default_inner_steps(algorithm: str) -> int:
     return inspect.signature(RECIPES[algorithm]).parameters["inner_steps"].default
 
 
+def with_recipe_steps(fields: dict[str, Any], default_algorithm: str = "maml") -> dict[str, Any]:
+    """A command line's config ``fields`` with ``inner_steps`` set to the recipe's default
+    when the chosen algorithm brings its own (:data:`OWN_INNER_STEPS`) and none was given."""
+    algorithm = fields.get("algorithm", default_algorithm)
+    if "inner_steps" not in fields and algorithm in OWN_INNER_STEPS:
+        fields = {**fields, "inner_steps": default_inner_steps(algorithm)}
+    return fields
+
+
 def recipe_options(algorithm: str, inner_steps: int | None, first_order: bool = False,
                    extra: Any = ()) -> dict[str, Any]:
     """A recipe's keyword arguments from a benchmark's settings: ``inner_steps`` (None:

@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from .. import family
-from ..cli import DEVICE_FLAGS, CommandLine, Flag, use_devices
+from ..cli import DEVICE_FLAGS, CommandLine, Flag, run_flags, use_devices
 from ..runs import RunFolder, memory_limit
 from .data import BASE_URL, DataUnavailable, data_dir, load
 from .evaluation import evaluate_main
@@ -53,9 +53,7 @@ FLAGS = (
          "(all threads; compilation included, evaluation not): a budget that a busy "
          "machine does not shrink (default: no limit)", field="max_train_cpu_seconds",
          to_field=_minutes),
-    Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
-         "(default: the device's memory)", in_config=False),
-    Flag("--no-progress", None, "no progress bars", in_config=False),
+    *run_flags(),
     *DEVICE_FLAGS,
 )
 
@@ -73,10 +71,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
 
 
 def _config(args: argparse.Namespace) -> Config:
-    fields = COMMAND_LINE.config_fields(args)
-    algorithm = fields.get("algorithm", "maml")
-    if "inner_steps" not in fields and algorithm in family.OWN_INNER_STEPS:
-        fields["inner_steps"] = family.default_inner_steps(algorithm)
+    fields = family.with_recipe_steps(COMMAND_LINE.config_fields(args), "maml")
     return paper_config(**fields)
 
 

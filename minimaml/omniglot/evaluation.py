@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..cli import CommandLine, Flag
+from ..cli import CommandLine, Flag, run_flags
 from ..evaluate import mean_ci95
 from ..runs import RunFolder, check_memory, memory_limit, versions
 from ..types import PyTree
@@ -74,9 +74,7 @@ FLAGS = (
          "--ways)"),
     Flag("--seed", int, "picks the test tasks (default: 0, the training runs' seed)",
          default=0),
-    Flag("--memory-limit-gb", float, "refuse an evaluation whose largest arrays would need "
-         "more (default: the device's memory)", in_config=False),
-    Flag("--no-progress", None, "no progress bars", in_config=False),
+    *run_flags("an evaluation"),
 )
 
 COMMAND_LINE = CommandLine(

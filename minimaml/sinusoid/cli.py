@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from .. import family
-from ..cli import DEVICE_FLAGS, CommandLine, Flag, use_devices
+from ..cli import DEVICE_FLAGS, CommandLine, Flag, run_flags, use_devices
 from .experiment import Config, format_table, run
 
 _PAPER = Config()
@@ -30,9 +30,7 @@ FLAGS = (
     Flag("--eval-steps", int, f"fine-tuning steps at meta-test (default: {_PAPER.eval_steps})"),
     Flag("--out", str, "output folder: params, metrics.json, sinusoid.png (default: "
          "runs/sinusoid)", default="runs/sinusoid", field="out_dir", in_config=False),
-    Flag("--memory-limit-gb", float, "refuse a run whose largest arrays would need more "
-         "(default: the device's memory)", in_config=False),
-    Flag("--no-progress", None, "no progress bars", in_config=False),
+    *run_flags(),
     *DEVICE_FLAGS,
 )
 
@@ -49,10 +47,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
 
 
 def _config(args: argparse.Namespace) -> Config:
-    fields = COMMAND_LINE.config_fields(args)
-    algorithm = fields.get("algorithm", _PAPER.algorithm)
-    if "inner_steps" not in fields and algorithm in family.OWN_INNER_STEPS:
-        fields["inner_steps"] = family.default_inner_steps(algorithm)
+    fields = family.with_recipe_steps(COMMAND_LINE.config_fields(args), _PAPER.algorithm)
     return Config(**fields)
 
 

@@ -569,7 +569,7 @@ for name in family.ALGORITHMS:
 # Each stub raises `NotImplementedError` until you fill it in; the `check_…` call under
 # it runs your function on fresh inputs against the library's answer and says
 # `correct`, `not yet`, or what differs. Solutions:
-# [notebooks/solutions/08_beyond_maml.ipynb](solutions/08_beyond_maml.ipynb).
+# `notebooks/solutions/08_beyond_maml.ipynb`.
 #
 # **1. Meta-SGD's inner step.** One step θ' = θ − α ∘ ∇L_support(θ), with `rates` a
 # pytree shaped like `params` (one rate per entry).

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from minimaml import omniglot as og
 
@@ -87,3 +88,13 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, s
 def error_lines(stderr: str) -> list[str]:
     """The non-empty lines of stderr (the CLIs print bad input as exactly one)."""
     return [line for line in stderr.splitlines() if line.strip()]
+
+
+def data_or_skip(get):
+    """``get()``, or skip (fail in CI) with DataUnavailable's one line."""
+    try:
+        return get()
+    except og.DataUnavailable as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"Omniglot test data missing in CI: {err}")
+        pytest.skip(str(err))

@@ -8,7 +8,6 @@ missing data is a failure, never a skip.
 """
 import dataclasses
 import json
-import os
 import pathlib
 import shutil
 import warnings
@@ -20,22 +19,13 @@ import numpy as np
 import pytest
 
 from minimaml import omniglot as og
+from fakes import data_or_skip
 from minimaml.maml import maml_objective
 from minimaml.nets import batch_norm, conv2d_im2col, conv2d_native, conv_apply, conv_init
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_DIR = og.data_dir()
 SMALL1 = "images_background_small1.zip"
-
-
-def data_or_skip(get):
-    """``get()``, or skip (fail in CI) with DataUnavailable's one line."""
-    try:
-        return get()
-    except og.DataUnavailable as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"Omniglot test data missing in CI: {err}")
-        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="session")

@@ -19,21 +19,12 @@ import pytest
 from minimaml import npz
 from minimaml import omniglot as og
 from minimaml.nets import conv_apply, conv_init, mlp_init
+from fakes import data_or_skip
 from minimaml.omniglot import baselines as bl
 from minimaml.omniglot.evaluation import evaluate_main, evaluate_params
 from minimaml.omniglot.shipped import load_params, shipped_params, shipped_path
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def data_or_skip(get):
-    """``get()``, or skip (fail in CI) with DataUnavailable's one line."""
-    try:
-        return get()
-    except og.DataUnavailable as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"Omniglot test data missing in CI: {err}")
-        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")

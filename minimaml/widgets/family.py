@@ -15,7 +15,9 @@ As in the playground (:mod:`.sinusoid_adaptation`), the support set is padded to
 ``MAX_SHOTS`` points with a mask and every run keeps its whole ``MAX_STEPS``
 trajectory, so moving a slider never recompiles.
 """
+import base64
 import importlib.resources
+import io
 import json
 from functools import partial
 from typing import Any
@@ -205,8 +207,42 @@ class FamilyWidget:
                                  self.new_task, self.readout])
         return widgets.HBox([self.figure.canvas, controls])
 
+    def still_png(self) -> bytes:
+        """A PNG of what the widget shows now (for a saved notebook without a kernel), drawn
+        on its own figure so that the live canvas's blitting is left alone."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        k, n = self.shots_slider.value, self.steps_slider.value
+        figure = Figure(figsize=(10.0, 4.6), dpi=80)
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(2, 4).ravel()
+        x, truth = GRID[:, 0], sine(GRID[:, 0], self.task.amplitude, self.task.phase)
+        for ax, (name, (predictions, query_mse)) in zip(axes, self.results.items()):
+            fit = np.nan_to_num(predictions[n], nan=Y_CLIP, posinf=Y_CLIP, neginf=-Y_CLIP)
+            ax.plot(x, truth, "k-", lw=1.5)
+            ax.plot(self.task.support_x[:k, 0], self.task.support_y[:k, 0], "k^", ms=5)
+            ax.plot(x, np.clip(fit, -Y_CLIP, Y_CLIP), color=COLORS[name], lw=1.8)
+            mse = float(query_mse[n])
+            ax.set_title(f"{name}: MSE " + (f"{mse:.3f}" if np.isfinite(mse) and mse < 1e3
+                                             else "diverged"), fontsize=9)
+            ax.set(xlim=INPUT_RANGE, ylim=(-Y_LIMIT, Y_LIMIT))
+            ax.tick_params(labelsize=7)
+        for ax in axes[len(self.results):]:
+            ax.set_visible(False)
+        figure.suptitle(f"task {self.task_index} · K = {k} · α = "
+                        f"{self.inner_lr_slider.value:#.3g} · {n} step{'s' * (n != 1)}",
+                        fontsize=10)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget()._repr_mimebundle_(**kwargs)
+        bundle = self.widget()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        bundle = dict(bundle or {})
+        bundle["image/png"] = base64.b64encode(self.still_png()).decode()
+        return bundle
 
 
 def family_widget(learners: dict[str, Learned] | None = None, seed: int = 0,

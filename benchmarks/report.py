@@ -14,16 +14,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
-def machine_description():
-    """One line: CPU model, cores, OS, Python, JAX version and backend, date."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description():
+    """One line: CPU model, cores, OS, Python, JAX version and backend, date."""
+    cpu = cpu_model()
     try:
         import jax
         jax_part = f"jax {jax.__version__} ({jax.default_backend()})"

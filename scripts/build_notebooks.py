@@ -212,16 +212,11 @@ def record_run_time(name, seconds, path=RUN_TIMES):
     """Keep a chapter's full-size run time, with the machine it ran on, in ``path`` (JSON)."""
     import datetime
     import os
-    import platform
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.report import cpu_model
+
+    cpu = cpu_model()
     try:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     except (AttributeError, OSError):

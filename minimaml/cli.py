@@ -68,6 +68,20 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def _parse_with(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` for argparse: a ValueError from a parser of our own keeps its message
+    (argparse would print "invalid parse_option value"); int and float keep argparse's."""
+    if parse in (int, float, str):
+        return parse
+
+    def parse_flag(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse_flag
+
+
 class CommandLine:
     """A command line made of ``flags``; see :meth:`main`."""
 
@@ -82,9 +96,11 @@ class CommandLine:
             if flag.type is None:
                 p.add_argument(*names, action="store_true", help=flag.help)
             elif flag.repeat:
-                p.add_argument(*names, type=flag.type, action="append", help=flag.help)
+                p.add_argument(*names, type=_parse_with(flag.type), action="append",
+                               help=flag.help)
             else:
-                p.add_argument(*names, type=flag.type, default=flag.default, help=flag.help)
+                p.add_argument(*names, type=_parse_with(flag.type), default=flag.default,
+                               help=flag.help)
         return p
 
     def parse(self, argv: list[str] | None = None) -> argparse.Namespace:

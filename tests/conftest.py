@@ -1,8 +1,20 @@
 """Shared test helpers."""
 import contextlib
+import gc
 
 import jax
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop every compiled function after each test module. XLA's CPU backend maps memory
+    pages for each executable it keeps; one process running the whole suite otherwise
+    passes the kernel's limit on memory maps (vm.max_map_count, 65,530 by default) and the
+    next compilation crashes with a segmentation fault instead of an error."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @contextlib.contextmanager

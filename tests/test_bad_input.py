@@ -129,7 +129,7 @@ SINUSOID_BAD = [
     (["--no-progress=1"], "argument --no-progress: ignored explicit argument '1'"),
     (["--algorithm", "mamlx"], "--algorithm must be one of maml, fomaml, metasgd, anil, mamlpp, "
                                "reptile, imaml; got 'mamlx'"),
-    (["--algorithm-option", "reg"], "argument --algorithm-option: invalid parse_option value: "
+    (["--algorithm-option", "reg"], "argument --algorithm-option: expected NAME=VALUE, got "
                                     "'reg'"),
     (["--algorithm", "imaml", "--algorithm-option", "regg=1"], "imaml has no option 'regg'"),
     *DEVICES_BAD,

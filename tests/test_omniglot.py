@@ -345,6 +345,10 @@ def test_resume_is_exact(small1, tmp_path):
     _, hist_stopped = og.train(dataclasses.replace(config, max_train_seconds=1e-9), small1,
                                tmp_path / "b", progress=False)
     assert hist_stopped["steps"] == 2 and hist_stopped["evals"][-1]["step"] == 2
+    # resumed with its budget already spent: straight to the meta-test, not one step more
+    _, hist_again = og.train(dataclasses.replace(config, max_train_seconds=1e-9), small1,
+                             tmp_path / "b", progress=False)
+    assert hist_again["steps"] == 2 and len(hist_again["losses"]) == 2
     resumed, hist_b = og.train(config, small1, tmp_path / "b", progress=False)
     for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
         np.testing.assert_array_equal(x, y)
@@ -352,6 +356,27 @@ def test_resume_is_exact(small1, tmp_path):
     with pytest.raises(ValueError, match="another config.*inner_lr"):
         og.train(dataclasses.replace(config, inner_lr=0.1), small1, tmp_path / "b",
                  progress=False)
+
+
+def test_a_checkpoint_from_before_the_family_resumes_as_maml(small1, tmp_path):
+    from minimaml.omniglot.checkpoint import load_checkpoint, save_checkpoint
+    config = og.paper_config(5, 1, meta_steps=4, meta_batch=2, filters=4, blocks=2,
+                             first_order=True, train_characters=100, eval_tasks=4,
+                             steps_per_call=2, checkpoint_seconds=0.0)
+    og.train(dataclasses.replace(config, max_train_seconds=1e-9), small1, tmp_path,
+             progress=False)
+    path = tmp_path / "checkpoint.npz"
+    from minimaml.train import default_opt_state
+    params = og.init_params(config)
+    step, params, opt_state, state = load_checkpoint(path, params, default_opt_state(params))
+    for field in ("algorithm", "algorithm_options"):      # what older versions wrote
+        del state["config"][field]
+    save_checkpoint(path, step, params, opt_state, state)
+    with pytest.raises(ValueError, match="another config.*algorithm 'maml' there, 'anil'"):
+        og.train(dataclasses.replace(config, algorithm="anil"), small1, tmp_path,
+                 progress=False)
+    _, history = og.train(config, small1, tmp_path, progress=False)
+    assert history["steps"] == 4 and len(history["losses"]) == 4
 
 
 def test_cli_rejects_bad_input(capsys, tmp_path):

@@ -321,3 +321,18 @@ def test_gpu_script_runs_on_the_cpu_at_a_tiny_size(full_data, tmp_path):
                                str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     assert recorded.returncode == 2 and "not a GPU" in recorded.stderr
+
+
+def test_meta_test_memory_does_not_grow_with_fine_tuning_steps():
+    """iMAML's 16 fine-tuning steps once needed ~16 GB: the chunk of tasks fine-tuned at a
+    time shrinks with the steps, so the meta-test's estimate stays near the 3-step one."""
+    from minimaml.omniglot.sizes import estimate_memory, eval_chunk
+    base = og.Config(ways=5, shots=1)
+    assert eval_chunk(base) == 50
+    estimates = {}
+    for steps in (3, 10, 16, 40):
+        config = og.Config(ways=5, shots=1, eval_inner_steps=steps)
+        estimates[steps] = estimate_memory(config, 1623)["the meta-test"][0]
+        assert eval_chunk(config) == 50 if steps == 3 else eval_chunk(config) < 50
+    assert max(estimates.values()) < 1.15 * estimates[3], estimates
+    assert eval_chunk(og.Config(ways=20, shots=1)) == 12

@@ -165,13 +165,19 @@ class _RunDriver:
         if (config.eval_every and step % config.eval_every == 0 and step < config.meta_steps
                 and not interrupted):
             self.record_eval(step, params)
-        time_up = (0 < config.max_train_seconds <= self.state["train_seconds"]
-                   or 0 < config.max_train_cpu_seconds <= self.state["train_cpu_seconds"])
+        time_up = _budget_spent(config, self.state)
         if (now - self.last_save >= config.checkpoint_seconds or step == config.meta_steps
                 or time_up or interrupted):
             self.save(step, params, opt_state)
         self.last_mark, self.last_cpu = time.perf_counter(), time.process_time()
         return (time_up or interrupted) and step < config.meta_steps
+
+
+def _budget_spent(config: Config, state: dict[str, Any]) -> bool:
+    """Has training used its ``max_train_seconds`` or ``max_train_cpu_seconds``? (A run
+    resumed with its budget spent goes straight to the meta-test.)"""
+    return (0 < config.max_train_seconds <= state["train_seconds"]
+            or 0 < config.max_train_cpu_seconds <= state.get("train_cpu_seconds", 0.0))
 
 
 def data_record(data: Omniglot, source: Any = None) -> dict[str, Any]:
@@ -252,7 +258,7 @@ def _train(config, data, checkpoint, stop, progress, conv, log, devices=None):
                         the_plan.learned)
     timer = ChunkTimer()
     steps_done = start_step
-    if start_step < config.meta_steps:
+    if start_step < config.meta_steps and not _budget_spent(config, state):
         sampler = task_sampler(train_images, process_share(config.meta_batch), config.ways,
                                config.shots, config.queries)
         name = "MAML" if config.algorithm == "maml" else config.algorithm

@@ -6,16 +6,20 @@ from ..checks import ArgumentError, check_int
 from .data import DRAWINGS, IMAGE_SIZE, Omniglot
 
 EVAL_CHUNK = 50           # meta-test tasks fine-tuned at a time, at most...
-EVAL_CHUNK_IMAGES = 4000  # ...and at most this many support + query images in a chunk
+EVAL_CHUNK_IMAGE_STATES = 4000 * 4   # ...and at most this many (support + query images)
+                                     # x (fine-tuning steps + 1) in a chunk
 
 
 def eval_chunk(config: Any) -> int:
-    """Meta-test tasks fine-tuned at a time: 50 for 5-way 1-shot, fewer for larger tasks
-    (20-way 1-shot: 12), so the fine-tuning's memory stays near 5-way 1-shot's rather
-    than growing with N·(K + Q) (fifty 20-way tasks would need ~25 GB on the CPU). Each
-    task is fine-tuned on its own, so the chunk changes no result."""
+    """Meta-test tasks fine-tuned at a time: 50 for 5-way 1-shot with 3 steps, fewer for
+    larger tasks (20-way 1-shot: 12) or more steps (5-way 1-shot with 16 steps: 11), so
+    the fine-tuning's memory stays near 5-way 1-shot's rather than growing with
+    N·(K + Q)·(steps + 1) (fifty 20-way tasks would need ~25 GB on the CPU, fifty 5-way
+    tasks fine-tuned 16 steps ~16 GB). Each task is fine-tuned on its own, so the chunk
+    changes no result."""
     images = config.ways * (config.shots + config.eval_queries)
-    return max(1, min(EVAL_CHUNK, EVAL_CHUNK_IMAGES // images))
+    states = config.eval_inner_steps + 1
+    return max(1, min(EVAL_CHUNK, EVAL_CHUNK_IMAGE_STATES // (images * states)))
 
 
 def check_data(config: Any, data: Omniglot) -> None:

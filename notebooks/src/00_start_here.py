@@ -21,14 +21,15 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # a gradient*; "model-agnostic" because nothing in it depends on the model beyond
 # being trainable by gradient descent. In JAX the whole method is a few lines —
 # `jax.grad` of a function that calls `jax.grad` — and this course builds it up from
-# one sine wave to the paper's experiments, using the small `minimaml` library for
-# the parts you have already seen written out.
+# one sine wave to the paper's sinusoid and Omniglot experiments (its Sections 5.1 and
+# 5.2), using the small `minimaml` library for the parts you have already seen written
+# out.
 #
 # **Who this is for.** You know what gradient descent does and want to understand
 # MAML from the inside — the paper's sinusoid results (Fig. 2, Fig. 3, and the MAML and
 # pretrained rows of its Table 2) recomputed, each claim backed by a number the notebook
 # computes or by a cited source — or you want to learn JAX's function transformations (`grad`
-# of `grad`, `jvp`, `vmap`, `jit`, `lax.scan`) on a real problem.
+# of `grad`, `jvp`, `vmap`, `jit`) and its loop primitive `lax.scan` on a real problem.
 #
 # **What you need.** Python and NumPy; derivatives, the chain rule and a little linear
 # algebra (a Hessian, a matrix-vector product); the basic idea of a neural network.
@@ -39,9 +40,13 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # ## What MAML buys, in one figure
 #
 # The package ships two sinusoid networks trained with the paper's configuration
-# (chapter 3 trains your own): one **meta-learned by MAML**, one **pretrained** on
-# all tasks at once (the paper's baseline). Beside them a **fresh** network. Each gets
-# the same new task, the same K = 10 points and *one* step of plain gradient descent.
+# (Section 5.1) for 70,000 meta-steps, the official code's sinusoid budget
+# (`minimaml/data/README.md` says how they were made; chapter 3 trains your own): one
+# **meta-learned by MAML**, one **pretrained** on all tasks at once (the paper's
+# baseline, Section 5.1). Beside them a **fresh** network. Each gets the same new task,
+# the same K = 10 points and *one* step of plain gradient descent with the same step
+# size α = 0.01 (the paper fine-tunes its pretrained baseline with a tuned step size,
+# Section 5.1; chapter 3 comes back to that).
 
 # %% tags=["parameters"]
 seed = 0
@@ -171,7 +176,9 @@ display(Markdown("Mean loss over the three tasks: " + "; ".join(
 # %% [markdown]
 # The pretrained θ has the lower loss where it stands; MAML's θ has the lower loss
 # *after one step* — the quantity it was trained for (the numbers above). The line and
-# arrows are what the paper's Fig. 1 sketches.
+# the arrows play the parts of the bold path and the ∇Lᵢ arrows of the paper's Fig. 1.
+# Each arrow is a gradient step, so it points downhill in its bowl, which is not
+# straight at θ\*ᵢ where the bowl is elongated.
 #
 # The paper's Algorithm 2 (MAML for few-shot supervised learning), line by line,
 # beside the library line that does each step — read from the installed source, with
@@ -216,7 +223,8 @@ display(Markdown("\n".join(rows)))
 
 # %% [markdown]
 # A few words on the mapping. Line 2's loop is a `lax.scan` over meta-steps inside
-# `train.optimize`, 1,000 steps per compiled call (chapter 4). Line 4's loop is a
+# `train.optimize`, `steps_per_call` steps per compiled call (1,000 by default;
+# chapter 4). Line 4's loop is a
 # `jax.vmap` over the tasks of a meta-batch, not a Python loop. Lines 5 and 8 are one
 # draw: the sampler draws K + Q points per task and splits them into the support set D
 # and the query set D′. Line 10 is `jax.value_and_grad` of the mean over tasks (the
@@ -226,7 +234,7 @@ display(Markdown("\n".join(rows)))
 #
 # ## The chapters
 #
-# Read them in order; chapters 1–5 and 7 end with exercises that check themselves.
+# Read them in order; chapters 1–8 each have exercises that check themselves.
 #
 # | chapter | what you learn |
 # |---|---|
@@ -237,10 +245,14 @@ display(Markdown("\n".join(rows)))
 # | [05 First or second order?](05_first_vs_second_order.ipynb) | MAML vs first-order MAML vs Reptile: error, speed, gradient angle; memory of many inner steps and `jax.checkpoint` |
 # | [06 Omniglot](06_omniglot.ipynb) | few-shot image classification, the paper's Omniglot experiment: the loop in cells, a shipped θ at the paper's accuracy, baselines, the paper's four settings |
 # | [07 Playground](07_playground.ipynb) | a live widget: pick K, α and the number of steps and watch MAML, pretrained and fresh networks adapt |
+# | [08 Beyond MAML](08_beyond_maml.ipynb) | MAML's relatives (first-order MAML, Meta-SGD, ANIL, MAML++, Reptile, iMAML) as settings of one inner loop, compared on the sinusoid and Omniglot; your own Flax or Equinox model |
 #
 # How long each takes at full size on a CPU: the committed notebooks were run with
-# `scripts/build_notebooks.py NN --execute`, which records each run's wall time and
-# machine in `notebooks/run_times.json`:
+# `scripts/build_notebooks.py NN --execute`, which records each run's wall time, machine
+# and load average in `notebooks/run_times.json`. The table is that file as it stood
+# when this chapter ran, so a chapter re-run afterwards (this one included) may have a
+# newer entry in the file. The times are from a shared machine at the load shown, not
+# speed measurements (those are in BENCHMARKS.md):
 
 # %%
 times_path = pathlib.Path("run_times.json")          # beside the notebooks
@@ -262,13 +274,15 @@ else:
 # make lab
 # ```
 #
-# creates the virtual environment `.venv` (first time only), installs `minimaml` with
+# creates the virtual environment `.venv` (the first time, and again when
+# `pyproject.toml` changes), installs `minimaml` with
 # its dependencies, and starts JupyterLab in `notebooks/`. Open a chapter and choose
 # *Run → Run All Cells*. Each notebook takes its size from the cell tagged
 # `parameters` near its top; make the numbers there smaller for a quick pass, or run
 # one from the command line with papermill, e.g.
 # `papermill 03_maml_sinusoid.ipynb out.ipynb -p meta_steps 5000`. On Colab, the first
-# cell of each chapter installs minimaml; elsewhere it does nothing.
+# cell of each chapter installs minimaml; elsewhere it does nothing (unless the
+# `MINIMAML_INSTALL_FROM` environment variable names a source to install from).
 #
 # The exercises' solutions are in `notebooks/solutions/`, one notebook per chapter.
 

@@ -126,8 +126,9 @@ print(f"support loss: {sinusoid.sine_loss(params, support5):.3f} before, "
 
 # %% [markdown]
 # That loop is exactly what `minimaml.maml.inner_loop` does — it is the *inner loop* of
-# MAML — except that it runs the steps inside one `lax.scan` (compiled once, however
-# many steps) and can return the whole trajectory of parameters. We check the two
+# MAML — except that it runs the steps inside one `lax.scan` (its body is traced once,
+# so the compile time does not grow with the number of steps) and can return the whole
+# trajectory of parameters. We check the two
 # agree, then use the library call from here on.
 
 # %%
@@ -211,9 +212,11 @@ display(Markdown(
 # ## 5. And with the budget MAML allows?
 #
 # At meta-test time the paper gives the learner K points and **up to 10 gradient
-# steps** (its Fig. 2 shows 1 and 10; its Table 2, in Appendix C, reports 1, 5 and 10),
-# for MAML of the training step size α. From a fresh network ten steps of size α barely
-# move the query loss:
+# steps** (its Fig. 3 plots 0 to 10; its Fig. 2 shows 1 and 10; its Table 2, in
+# Appendix C, reports 1, 5 and 10). MAML's steps have the size α it was meta-trained
+# with (the official code's `maml.py` uses its one `update_lr` for every inner step,
+# in training and at test). From a fresh network ten steps of size α barely move the
+# query loss:
 
 # %%
 budget = {}
@@ -227,8 +230,9 @@ for k in (5, 10):
 # ## 6. Try it live
 #
 # The playground of chapter 7, on a fresh task. The **random** line is this chapter's
-# situation: a fresh network fine-tuning on K points. Move K, α and the steps and watch
-# it chase the support points. The **MAML** line is where the course is headed: the
+# situation: a fresh network fine-tuning on K points. At α = 0.01 and 10 steps it
+# hardly moves (section 5); raise α or the steps and watch it chase the support points
+# (section 3 took 100 steps). The **MAML** line is where the course is headed: the
 # same network and the same SGD steps, from a meta-learned start (the package ships
 # one; chapter 3 trains your own). It needs a live kernel; a saved copy shows a still
 # picture.

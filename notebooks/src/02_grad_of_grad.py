@@ -54,8 +54,10 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # $$\theta' = \theta - \alpha \nabla_\theta \mathcal{L}_{\text{support}}(\theta),$$
 #
 # and MAML scores θ by how well θ' does on the query set, $\mathcal{L}_{\text{query}}(\theta')$.
-# Over a batch of tasks it minimises the sum of that score (the paper's Eq. 1; our
-# code takes the mean, which only rescales the gradient). In code:
+# Over a batch of tasks it minimises the sum of that score (the meta-objective of the
+# paper's Section 2.2; its Eq. 1 is the gradient step on that sum,
+# θ ← θ − β∇_θ Σ_T L_T(f_θ'). Our code takes the mean, which only rescales the
+# gradient). In code:
 #
 # | paper | code |
 # |---|---|
@@ -344,11 +346,11 @@ display(Markdown(
 
 # %% [markdown]
 # The paper found first-order MAML almost as good as full MAML on MiniImagenet (its
-# Table 1, 5-way accuracy, first order against full: 48.07 % and 48.70 % at 1 shot,
-# 63.15 % and 63.11 % at 5 shots) and offered a partial reason (Section 5.2): ReLU
-# networks are *locally almost linear*, "which suggests that second derivatives may be
-# close to zero in most cases". Under a squared-error loss that argument does not carry
-# over. Split the Hessian of the MSE
+# Table 1, bottom half, 5-way accuracy, first order against full: 48.07 % and 48.70 %
+# at 1 shot, 63.15 % and 63.11 % at 5 shots) and offered a partial reason (Section 5.2,
+# citing Goodfellow et al., 2015): ReLU networks are *locally almost linear*, "which
+# suggests that second derivatives may be close to zero in most cases". Under a
+# squared-error loss that argument does not carry over. Split the Hessian of the MSE
 # of a network f over K points:
 #
 # $$\nabla^2 \mathcal{L} = \underbrace{\tfrac{2}{K} J^\top J}_{\text{Gauss–Newton } G}

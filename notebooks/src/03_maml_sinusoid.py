@@ -14,9 +14,9 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # fine-tuning budget, error bars. We run the paper's configuration (Section 5.1) on the
 # CPU, with 70,000 meta-steps, meta-batches of 25 tasks and β = 0.001 as in the
 # official code's sinusoid command (`--metatrain_iterations=70000` and its defaults),
-# reproduce the paper's Fig. 2 and its meta-test curves (Fig. 3 and Appendix B), put
-# our numbers next to the paper's, and then look at how much they move with the
-# random seed.
+# reproduce the paper's Fig. 2 and its meta-test curves (Fig. 3, and Fig. 6 in its
+# Appendix B), put our numbers next to the paper's, and then look at how much they
+# move with the random seed.
 #
 # The algorithm itself, line by line beside the library code, is in chapter 0
 # ("MAML at a glance").
@@ -58,7 +58,8 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # each with K support and Q query points. For each task it adapts θ with one SGD step
 # of size α on the support set and measures the adapted θ' on the query set; Adam
 # with learning rate β then moves θ to lower the mean of those query losses
-# (the paper's Algorithm 2 and Eq. 1; chapter 2 showed the gradient).
+# (the paper's Algorithm 2 and its Eq. 1, which write the step as plain SGD; for this
+# experiment its Section 5.1 uses Adam. Chapter 2 showed the gradient).
 #
 # | paper | code |
 # |---|---|
@@ -95,8 +96,9 @@ plt.show()
 # fine-tune it exactly like MAML (the paper tuned its step size: see "Differences we
 # know of" below). `sinusoid.train` runs both from the same initialisation; each
 # meta-step is jitted and 1,000 of them run inside one `lax.scan` (chapter 4 explains
-# why that matters). The run prints its own wall time; for the speed on a quiet
-# machine see BENCHMARKS.md, section "Sinusoid meta-training speed".
+# why that matters). The run prints its own wall time, on whatever machine runs it;
+# for a speed measurement with its machine, load and command, see BENCHMARKS.md,
+# section "Sinusoid meta-training speed (issue 2)".
 
 # %%
 maml_params, pretrained_params, history = sinusoid.train(config)
@@ -131,7 +133,9 @@ print("training loss, mean of the last 1,000 steps:", {k: round(v, 3) for k, v i
 #
 # Trained on all tasks at once, one network can do no better than the function that
 # minimises the mean squared error over the whole task distribution — the mean of
-# the targets at each x:
+# the targets at each x (the paper says as much in its Appendix C.1: pretraining on all
+# tasks, "the model would learn to output the average output for a particular input
+# value"). With A ~ U[0.1, 5.0] and φ ~ U[0, π] (Section 5.1):
 #
 # $$f^*(x) = \mathbb{E}_{A,\varphi}\big[A \sin(x - \varphi)\big]
 #   = \mathbb{E}[A]\cdot\frac{1}{\pi}\int_0^\pi \sin(x - \varphi)\,d\varphi
@@ -235,8 +239,9 @@ display(Markdown("All of our K:\n\n" + "\n\n".join(sinusoid.format_table(metrics
 #
 # The paper's Fig. 3 plots this meta-test at K = 10 (its caption says MAML continues to
 # improve with additional gradient steps "without overfitting"); its Appendix B has the
-# same curves for K = 5, 10 and 20. Ours, for the three K, with the paper's numbers at
-# K = 5 from its Table 2 (Appendix C: MSE after 1, 5 and 10 steps) as crosses:
+# same curves for K = 5, 10 and 20 (Fig. 6). Ours, for the three K, with the paper's
+# numbers at K = 5 from its Table 2 (Appendix C.1: MSE after 1, 5 and 10 steps) as
+# crosses:
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), sharey=True, constrained_layout=True)
@@ -280,10 +285,10 @@ display(Markdown("\n".join(lines)))
 # error rise: **overfitting** (the support loss keeps falling while the query loss
 # rises) or **overshooting** (the step is too large for the curvature, and the support
 # loss itself goes up at some step). Gradient descent on a quadratic with curvature λ
-# along some direction is stable only for α < 2/λ (locally, a good guide for any loss),
-# so we also compute λ_max, the largest eigenvalue in absolute value of each task's
-# support-loss Hessian at θ (what power iteration with Hessian-vector products finds,
-# chapter 2).
+# along some direction is stable only for α < 2/λ (for other losses only a local
+# guide: the curvature changes as the steps move θ), so we also compute λ_max, the
+# largest eigenvalue in absolute value of each task's support-loss Hessian at θ (what
+# power iteration with Hessian-vector products finds, chapter 2).
 
 # %%
 k5_tasks = sinusoid.evaluation_tasks(config, 5)
@@ -404,12 +409,17 @@ display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # Read the numbers above with the two causes in mind. Where the overshooting tasks
-# add more to each rise than the others, the rises are overshooting, not overfitting
-# the five points. A likely reason: at MAML's θ many tasks are curved beyond 2/α (the
-# numbers above), where repeated steps of size α are not stable. MAML's training takes
-# one step only, so what that curvature does over later steps at the same α never
-# enters its objective. Compare the rows for the smaller test-time steps: what they
-# give up on the first step and gain in steadiness.
+# add more to each rise than the others, the rises come from tasks whose support loss
+# also goes up at some step (overshooting), not from tasks that fit their five points
+# ever more closely while the query error grows (overfitting). Does the curvature at θ
+# say which tasks overshoot? Compare the two shares in the line "Of the tasks with
+# λ_max > 2/α …": the curvature at θ explains overshooting only as far as the first
+# share exceeds the second (a task below 2/α at θ can still overshoot once the steps
+# have moved it somewhere steeper; one above it may need more than ten steps to show
+# it). What holds by construction: MAML's training takes one step only, so what
+# repeated steps of size α do on a task never enters its objective. Compare the rows
+# for the smaller test-time steps: what they give up on the first step and gain in
+# steadiness.
 #
 # ## 7. Fig. 2: adapting to K = 5 and K = 10 points
 #
@@ -537,8 +547,8 @@ display(Markdown("\n".join(lines)))
 #   runs with 0.001; the seed study has both, and section 6 shows what a smaller α does
 #   at test time.
 # - The pretrained baseline: the paper fine-tunes it with an automatically tuned step
-#   size (Section 5.1; its Fig. 2 labels them 0.01 at K = 5 and 0.02 at K = 10); we use
-#   α for every model and K, an equal budget. Try
+#   size (Section 5.1; the panel titles of its Fig. 2 give 0.01 at K = 5 and 0.02 at
+#   K = 10); we use α for every model and K, an equal budget. Try
 #   `sinusoid.evaluate(pretrained_params, config, inner_lr=0.02)`.
 #
 # ## 9. Try it live

@@ -123,9 +123,9 @@ print(f"{1e3 * timings['Python loop over tasks']:.1f} ms per meta-step")
 
 # %% [markdown]
 # Why not call `maml.task_loss` in that loop? It runs the inner loop with `lax.scan`,
-# and *outside* `jit` every call of `lax.scan` traces and compiles its body again —
-# section 6 explains why. Two calls of one task's meta-gradient that way, with the
-# compilations counted:
+# and *outside* `jit` that `lax.scan` traces and compiles its body again on every
+# call — section 6 explains why. Two calls of one task's meta-gradient that way, with
+# the compilations counted:
 
 # %%
 one_task = jax.tree.map(lambda a: a[0], (support, query))
@@ -265,7 +265,15 @@ timings[f"optimize, sampled inside, {chunk} steps per call"] = scan[("sampled in
 # Adam update.
 # Rows differ in *how* it runs, and the last column in what each row includes: whether
 # it samples a fresh meta-batch every step. Compare rows with the same "samples tasks"
-# entry. Two rows with the same steps per call but different "samples tasks" entries
+# entry. The rows are also timed two ways: the first four as the *median* of single
+# calls (the eager loop over 2 calls, `vmap` over `repeats`, the two `jit` rows over
+# 50), the `optimize` rows as the wall time of a whole run of 1,000 or `scan_steps`
+# steps divided by its steps — a *mean*, which keeps every pause that other programs
+# on the machine cause, where a median of single calls leaves the slow calls out. On a
+# loaded machine (the load is printed under the table) that difference can be enough
+# to put the `jit(vmap step)` row ahead of the `optimize` rows; compare those two kinds
+# of rows only with that in mind.
+# Two rows with the same steps per call but different "samples tasks" entries
 # differ by the cost of sampling *plus* this machine's timing noise: when the two such
 # pairs below disagree (one says sampling is free or even faster), the noise is the
 # larger of the two. On a quiet 2-core Xeon, sampling inside cost about 0.07 ms per
@@ -320,9 +328,11 @@ display(Markdown(
 # sampling): XLA counts 10.7 MFLOP per second-order meta-step, which the project's
 # benchmark ran at 28–37 GFLOP/s, about 0.3–0.4 ms (BENCHMARKS.md, section "Sinusoid
 # meta-training speed"). So on this tiny network what the faster rows save is mostly
-# Python and dispatch overhead, not arithmetic. The step is also too small to gain from
-# a second CPU core: on a 2-core Xeon that benchmark measured 0.292 ms per meta-step
-# pinned to one core (`taskset -c 0`) against 0.377 ms on both — one core was faster.
+# overhead, not arithmetic: Python's per-operation dispatch (the eager rows) and the
+# many small operations of `meta_batch` unrolled task copies (`jit(Python loop)`).
+# The step is also too small to gain from a second CPU core: on a 2-core Xeon that
+# benchmark measured 0.292 ms per meta-step pinned to one core (`taskset -c 0`)
+# against 0.377 ms on both — one core was faster.
 #
 # ## 6. When does JAX compile again?
 #
@@ -363,8 +373,12 @@ assert [e[1] for e in events] == [True, False, False, True, False]
 #   fixed sizes and pass a 0/1 mask: `minimaml.losses.mse_loss` accepts
 #   `(x, y, weights)` for exactly this.
 # - **Hyper-parameters as static arguments.** `static_argnames=("inner_lr",)` would
-#   compile once per α. Pass numbers you want to vary as arrays (above, a new α was
-#   free). Keep static only what changes the program's structure, like `inner_steps`.
+#   compile once per α. Pass numbers you want to vary as arrays (above, a new α did
+#   not compile again). Keep static only what changes the program's structure, like
+#   `inner_steps`. (minimaml's `train.MamlObjective`, used in section 4, keeps α static
+#   on purpose: its docstring explains that a traced α changes XLA's second-order
+#   arithmetic in the last bits, and training should give bitwise what a constant α
+#   gives.)
 # - **A new jitted function every time.** `jax.jit(lambda ...)` inside a loop creates a
 #   new function object per iteration, and the cache is keyed on it. The same thing
 #   made section 1's eager `maml.task_loss` compile on every call: outside `jit`,
@@ -389,8 +403,8 @@ assert len(fresh_traces) == 3
 # %% [markdown]
 # - **The last, shorter chunk.** `train.optimize` compiles one `lax.scan` per chunk
 #   length. A run of two full chunks compiles the chunk once; a run of one and a half
-#   chunks reuses it and compiles once more, for its last, shorter chunk (a new shape);
-#   running that again compiles nothing. Counted:
+#   chunks reuses it and compiles once more, for its last, shorter chunk (a new static
+#   length); running that again compiles nothing. Counted:
 
 # %%
 per_call = min(chunk, 500)
@@ -538,13 +552,16 @@ print(f"8 simulated devices vs 1: {ratio:.1f}× the time per meta-step")
 # layout, not for speed. What a split costs is a fixed amount per step — the devices
 # meet at every all-reduce — against the work per task, which it divides. The project's
 # benchmark (BENCHMARKS.md, section "More devices: the task axis over CPU host
-# devices", `benchmarks/devices_speed.py`) measured 1 against 2 host devices on its
-# 2-core machine: splitting added no CPU work per task, and a fixed ≈0.09 ms per
-# sinusoid meta-step — about a quarter of the whole 0.34 ms step — but only ≈8 ms per
-# Omniglot 5-way 1-shot step, about 3% of its 240 ms of convolutions. A step with
-# little work per device (the sinusoid) cannot hide the meeting; a heavy one can. On
-# real accelerators each device brings its own compute, and the split pays once a
-# device's share of the tasks keeps it busy.
+# devices", `benchmarks/devices_speed.py`) measured 1 against 2 host devices on a
+# loaded 2-core machine, in CPU time (which, it notes, measures the work where the
+# wall time measured the queue for the cores). Fitting a line through two meta-batch
+# sizes, splitting added no CPU time per task and a fixed ≈0.09 ms per sinusoid
+# meta-step (0.03 → 0.12 ms) — about a quarter of the whole 0.34 ms step — but only
+# ≈8 ms per Omniglot 5-way 1-shot step (−0.9 → 7.2 ms), about 3% of its 241 ms. A
+# step with little work per device (the sinusoid) cannot hide the meeting; a heavy one
+# can. On real accelerators each device brings its own compute, so the split should
+# pay once a device's share of the tasks keeps it busy — this project has not measured
+# that (its GPU runs, BENCHMARKS.md "Omniglot MAML on a GPU", use one card).
 #
 # ### Many hosts
 #
@@ -560,9 +577,12 @@ print(f"8 simulated devices vs 1: {ratio:.1f}× the time per meta-step")
 # # the same script on every host, e.g. two:
 # #   host 0: python train.py 10.0.0.1:1234 2 0      host 1: python train.py 10.0.0.1:1234 2 1
 # initialize_distributed(coordinator, processes, process_id)   # before any other JAX call
-# sample = sinusoid.task_sampler(process_share(25), 10, 10)   # 25 / processes: this one's share
+# sample = sinusoid.task_sampler(process_share(24), 10, 10)   # 24 / processes: this one's share
 # params, _, _ = meta_train(params, loss_fn, sample, key, meta_steps=..., inner_lr=0.01)
 # ```
+#
+# (24, not the usual 25: every process draws an equal share, and `process_share`
+# refuses a meta-batch that does not divide among the processes, naming both numbers.)
 #
 # Two processes on this machine, talking over 127.0.0.1, show it works: both end with
 # the same params, equal (to float rounding) to one process drawing the same global

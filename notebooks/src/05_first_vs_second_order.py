@@ -67,10 +67,13 @@ sample = sinusoid.task_sampler(meta_batch, support_size, support_size)
 # Reptile does not differentiate through anything: it moves θ towards the weights
 # each task ends up with. We can still hand it to the same optax training loop by
 # writing an objective whose gradient *is* θ − φ: ½‖θ − stop_gradient(φ)‖².
-# Reptile uses all of a task's data for its inner steps, so here support and query
-# together. That objective is in the library, `minimaml/family/objectives.py`, with
-# MAML's other relatives (chapter 8); its `__call__` holds the lines this chapter
-# used to write out here.
+# Reptile has no support/query split: its inner steps train on the task's data (the
+# Reptile paper samples minibatches of it), so here each step uses support and query
+# together, one full batch. That objective is in the library,
+# `minimaml/family/objectives.py`, with MAML's other relatives (chapter 8); its
+# `__call__` is those few lines: per task, φ from `inner_loop(..., first_order=True)`
+# on support and query together, then ½‖θ − stop_gradient(φ)‖², averaged over the
+# tasks with `vmap`.
 
 # %%
 # Mean over tasks of ½‖θ − sg(φ)‖²; its gradient is the Reptile direction mean(θ − φ).
@@ -326,8 +329,9 @@ print(f"{steps} inner steps: |plain − remat| max {remat_diff:.1e}; meta-gradie
 # %% [markdown]
 # On this CPU, with a network this small, weigh the two times above against the
 # megabytes remat saved in section 4: the recomputation is what the second time pays
-# for. Remat earns its keep where memory, not time, is the limit:
-# a large network on a GPU with many inner steps. The paper trains MiniImagenet with 5
+# for. Remat is meant for the case where memory, not time, is the limit — a large
+# network with many inner steps on an accelerator whose memory is fixed; this chapter
+# measures only the small CPU case above. The paper trains MiniImagenet with 5
 # inner steps (its Appendix A.1) and reports that the first-order approximation sped up
 # the network computation by roughly 33% there (Section 5.2).
 #

@@ -102,7 +102,9 @@ print(f"{len(omniglot.ids)} characters x {omniglot.images.shape[1]} drawings of 
 # As in the paper (Section 5.2, following Vinyals et al., 2016): 1,200 characters for
 # meta-training, the remaining 423 for the meta-test, chosen irrespective of alphabet —
 # here by a seeded permutation (`og.split_characters`) — so no test character is ever
-# seen in training.
+# seen in training. (The official code, `data_generator.py` in github.com/cbfinn/maml,
+# meta-trains on 1,100 of the 1,200 and keeps 100 for validation; it tests on the same
+# 423-character remainder.)
 
 # %%
 config = og.paper_config(ways, shots, filters=filters, eval_tasks=eval_tasks, seed=seed)

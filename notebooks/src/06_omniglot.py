@@ -81,7 +81,10 @@ print("JAX", jax.__version__, "on", jax.devices())
 # | meta-batch | 25 | 32 (5-way), 16 (20-way) |
 # | `maml.inner_loop`, `maml.maml_objective`, `train.meta_train` | the same | **the same** |
 #
-# The hyperparameters are the paper's (Section 5.2 and Appendix A.1). The last row is
+# The network is the paper's (Section 5.2: strided convolutions instead of max-pooling
+# for Omniglot), and so are the inner steps, α and the meta-batch (Appendix A.1); the
+# meta-optimiser, Adam with step 0.001, is the official code's (`AdamOptimizer` with
+# `meta_lr`'s default in github.com/cbfinn/maml). The last row is
 # the point of "model-agnostic": nothing in `minimaml/maml.py` changes. We hand
 # `meta_train` a different `loss_fn(params, batch)` and different batches — both
 # written out below.
@@ -99,7 +102,9 @@ print(f"{len(omniglot.ids)} characters x {omniglot.images.shape[1]} drawings of 
 # As in the paper (Section 5.2, following Vinyals et al., 2016): 1,200 characters for
 # meta-training, the remaining 423 for the meta-test, chosen irrespective of alphabet —
 # here by a seeded permutation (`og.split_characters`) — so no test character is ever
-# seen in training.
+# seen in training. (The official code, `data_generator.py` in github.com/cbfinn/maml,
+# meta-trains on 1,100 of the 1,200 and keeps 100 for validation; it tests on the same
+# 423-character remainder.)
 
 # %%
 config = og.paper_config(ways, shots, filters=filters, eval_tasks=eval_tasks, seed=seed)
@@ -154,9 +159,10 @@ print("support:", support_x.shape, support_y, " query:", query_x.shape, query_y)
 # choices with `assemble` must give exactly the library's arrays, and the labels must
 # be a uniformly random permutation in both (each of the N characters, ordered by
 # index, gets label 0 in 1/N of the tasks, in expectation). With 200 tasks that second
-# check is a loose one: each printed frequency carries sampling noise of about ±0.03
-# (one standard error, √(0.2·0.8/200) for N = 5), so departures from 1/N of a few
-# hundredths, as below, are what chance gives; the exact match is the strict check.
+# check is a loose one: each printed frequency carries sampling noise of one standard
+# error, √((1/N)(1 − 1/N)/200) (printed below), so among the ten frequencies printed a
+# departure from 1/N of two or even two and a half standard errors is no evidence of a
+# bias; only a much larger one would be. The exact match is the strict check.
 
 # %%
 check_tasks = 200
@@ -220,7 +226,9 @@ plt.show()
 # 3.8 s against 0.2 s per meta-iteration). On the CPU `conv_apply` therefore writes
 # the convolution as **im2col** — nine strided slices of the padded image,
 # concatenated, then one matrix product, which vmap turns into a batched matrix
-# product; elsewhere it uses the native convolution. Both must agree:
+# product; elsewhere it uses the native convolution (the default off the CPU, though on
+# an NVIDIA H200 the im2col form was faster too: 1.10 against 6.79 ms per
+# meta-iteration, BENCHMARKS.md, "Omniglot MAML on a GPU"). Both must agree:
 
 # %%
 params = conv_init(jax.random.key(seed), ways, filters=filters)
@@ -257,7 +265,7 @@ print(f"loss at a fresh θ: {float(loss_fn(params, batch)):.4f} (ln N = {np.log(
 # %% [markdown]
 # ## 5. The BatchNorm pitfall: test accuracy depends on how you batch the queries
 #
-# MAML's BatchNorm keeps no running averages: every forward pass normalises with the
+# Here BatchNorm uses no running averages: every forward pass normalises with the
 # mean and variance *of the batch it is given*, at training **and at test time**. A
 # query image's prediction therefore depends on the other query images it is batched
 # with — the evaluation is *transductive*: it uses the unlabelled test images together.
@@ -275,7 +283,10 @@ print(f"loss at a fresh θ: {float(loss_fn(params, batch)):.4f} (ln N = {np.log(
 # commands, this notebook): the support set goes through the net as one batch (N·K
 # images), and query images go through in batches shaped like a training query batch —
 # here one image of each class (`og.query_groups`). Each of the 15 query drawings per
-# class is thus classified in its own group of N. Section 9 measures the other choice.
+# class is thus classified in its own group of N. The official code's Omniglot test
+# feeds the same shape: its query set is K drawings per class, like its training query
+# set (`main.py` builds both with `DataGenerator(update_batch_size*2, ...)`), one such
+# group per test task. Section 9 measures the other choice.
 #
 # ## 6. Meta-training: the `meta_train` call
 #
@@ -525,11 +536,12 @@ display(Markdown(
 # Each setting runs from the command line with the paper's hyperparameters
 # (`python -m minimaml.omniglot --ways N --shots K`; 20-way uses 5 inner steps at
 # α = 0.1 and meta-batch 16). The paper trains each for 60,000 meta-steps (Appendix A.1); the runs
-# here had a budget of CPU time instead, on the same shared 2-core machine. The table
-# is read from `minimaml/data/omniglot_settings.json`, which
-# `benchmarks/omniglot_settings.py record` writes together with BENCHMARKS.md (section
-# "Omniglot: the paper's four settings on the CPU": each run's command, CPU time and
-# the load it ran under).
+# here had a budget of training wall time instead (`--max-minutes`, compilation
+# included), on the same shared 2-core machine. The table is read from
+# `minimaml/data/omniglot_settings.json`, which `benchmarks/omniglot_settings.py record`
+# writes together with BENCHMARKS.md (section "Omniglot: the paper's four settings on
+# the CPU": each run's command, and its process CPU time and load average where they
+# were recorded).
 
 # %%
 import importlib.resources
@@ -564,9 +576,11 @@ display(Markdown(f"**Omniglot, the paper's four settings: Finn et al. (2017), Ta
 # the 20-way 5-shot setting was not run (BENCHMARKS.md, "Omniglot: the paper's four
 # settings on the CPU", gives its measured speed). The paper's budget is a job for a
 # GPU: `benchmarks/omniglot_gpu.py` is a prepared script for one (tasks/s, then a
-# 5-way 1-shot run of up to 60,000 steps). On an NVIDIA H200 it trained 42,000
-# meta-steps in 277 s and reached 99.25 ± 0.15% (BENCHMARKS.md, "Omniglot MAML on a
-# GPU"); every number computed in this chapter comes from a CPU.
+# 5-way 1-shot run of up to 60,000 steps, as many as the time left allows). On an NVIDIA
+# H200 it trained 42,000 meta-steps in 277 s and reached 99.25 ± 0.15%; at its measured
+# rate the paper's 60,000 steps would take 6.8 min there (BENCHMARKS.md, "Omniglot MAML
+# on a GPU", which also has two-minute runs of the 5-way 5-shot and 20-way 1-shot
+# settings). Every number computed in this chapter comes from a CPU.
 #
 # ## Exercises
 #

@@ -54,8 +54,10 @@ from minimaml.widgets import adapt, diverged_at, load_shipped_params, playground
 # ## 1. Try it live
 #
 # The first time, JAX compiles the 50-step fine-tuning of the three networks (the
-# widget says "compiling…" meanwhile); after that no slider move compiles anything.
-# The widget cell runs on its own, e.g. after a kernel restart.
+# widget says "compiling…" meanwhile); after that no slider move compiles anything
+# (`tests/test_widgets.py` counts the compilations; BENCHMARKS.md, "Widget latency",
+# gives the time of that first draw). The widget cell runs on its own, e.g. after a
+# kernel restart.
 
 # %% tags=["widget"]
 from minimaml.widgets import playground   # MAML and pretrained θ: the shipped ones
@@ -79,8 +81,9 @@ playground(seed=0)
 # - **α up.** MAML was meta-trained for α = 0.01. Push α towards 0.1 and watch for
 #   fine-tuning that *diverges* (the widget says so and clips the lines). Chapter 3,
 #   section 6, measured why MAML's θ is sensitive to α: the support loss is strongly
-#   curved there — for many tasks its largest curvature λ_max is above 2/α, where a
-#   step of α stops being stable (α < 2/λ_max).
+#   curved there — at K = 5, most tasks' largest curvature λ_max is above 2/α already
+#   at α = 0.01 (that section prints the share), and a step of α is stable only for
+#   α < 2/λ_max. The larger α, the more tasks are past that limit.
 # - **α down.** At α = 0.001, how far does anyone get in 50 steps?
 #
 # ## 3. The numbers behind the picture
@@ -191,7 +194,8 @@ display(Markdown(f"Query MSE over the same {num_tasks} tasks, K = 10, α = 0.01:
 # (BENCHMARKS.md, section "Sinusoid meta-training speed"); the time printed above is
 # this machine's for your number of steps. The same seed is promised to give the same
 # numbers on one machine only: XLA's CPU kernels can differ between processor types
-# (`minimaml/data/README.md` names the machines that reproduced the shipped file).
+# (`minimaml/data/README.md` says on which machines the shipped files were made and
+# reproduced bit for bit).
 #
 # ## Exercises
 #

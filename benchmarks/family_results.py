@@ -188,7 +188,8 @@ def omniglot_table(runs):
         rows.append(f"| {name} | {settings(m['config'], 'omniglot')} | {m['meta_steps']:,} | "
                     f"{m.get('train_cpu_seconds', 0):.0f} / {m['train_seconds']:.0f} | "
                     f"{1e3 * m.get('train_cpu_seconds', 0) / m['meta_steps']:.0f} | "
-                    f"{m['ms_per_step']:.0f} | {cell(acc['mean'], acc['ci95'], 100, 2)} "
+                    f"{'—' if m['ms_per_step'] is None else format(m['ms_per_step'], '.0f')} | "
+                    f"{cell(acc['mean'], acc['ci95'], 100, 2)} "
                     f"({acc['steps']}) |")
         summary[name] = {"settings": settings(m["config"], "omniglot"),
                          "meta_steps": m["meta_steps"], "ms_per_step": m["ms_per_step"],
@@ -294,7 +295,8 @@ def main(argv=None):
                  f"nearly equal weights. CPU ms / meta-step: the budget's CPU time over the "
                  f"steps reached (compilation included; the fair cost on a shared machine); "
                  f"wall ms / meta-step: median over the 10-step chunks after the first, "
-                 f"inflated by whatever else ran.")
+                 f"inflated by whatever else ran (—: the run's metrics were written by a "
+                 f"call that resumed it and timed no chunk).")
     commands = "\n".join(f"- {name}: `{run['command']}`" for name, run in runs.items())
     text = (f"## The MAML family: {args.benchmark}\n\n"
             f"Machine: {machine_description()}.\n"

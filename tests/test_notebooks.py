@@ -141,7 +141,7 @@ def check_03(r):
 
 def check_04(r):
     ms = r["ms_per_step"]
-    assert len(ms) == 8 and all(v > 0 for v in ms.values())   # every variant ran (speed: see benchmarks)
+    assert len(ms) == 9 and all(v > 0 for v in ms.values())   # every variant ran (speed: see benchmarks)
     assert sum(v == "yes" for v in r["samples_tasks"].values()) == 2
     assert r["loop_vs_vmap_max_abs_diff"] < 1e-5              # loop, vmap and the library agree
     assert all(compiled > 0 for _, compiled in r["eager_scan"])   # eager lax.scan compiles every call
@@ -189,6 +189,7 @@ def check_06(r):
     assert r["sampler_matches_plain"] and r["distinct_characters"]
     for freq in r["label0_rank_frequency"].values():
         assert all(0.1 < f < 0.3 for f in freq), freq
+    assert all(p > 0.001 for p in r["label_uniformity_p"].values()), r["label_uniformity_p"]
     assert r["loss_fn_vs_library"] < 1e-5                     # the loss in the open == library's
     first, last = r["short_run"]["losses_first_last"]
     assert last < first                                        # the meta_train call learns
@@ -238,6 +239,8 @@ def check_08(r):
     assert r["scan_carry"] == {"all": 6, "head_only": 2}       # ANIL's inner loop carries the head only
     assert r["dot_generals_per_step"]["head_only"] < r["dot_generals_per_step"]["all"]
     assert r["head_only_body_moved"] is False
+    for name, (before, after) in r["knob_support_loss"].items():  # each knob fine-tunes θ
+        assert after < before, name
     assert r["imaml_dense_max_abs_diff"] < 1e-8                # CG implicit gradient == dense formula
     phases = r["mamlpp_phases"]
     assert phases[0][1] is True and phases[-1][1] is False      # first order, then second order

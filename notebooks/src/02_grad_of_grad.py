@@ -229,7 +229,7 @@ for name, (err, eps) in best.items():
 display(Markdown(
     f"In float64 the smallest error, {best['float64'][0]:.0e}, comes at ε ≈ {best['float64'][1]:.0e}. "
     f"In float32 the best any ε manages is {best['float32'][0]:.0e}, "
-    f"{best['float32'][0] / best['float64'][0]:,.0f} times larger: a float32 check could confirm "
+    f"about {best['float32'][0] / best['float64'][0]:.0e} times larger: a float32 check could confirm "
     f"the meta-gradient to about {-np.log10(best['float32'][0]):.0f} digits, float64 to about "
     f"{-np.log10(best['float64'][0]):.0f}. That is why this chapter checks in float64."))
 
@@ -327,6 +327,8 @@ display(Markdown("\n".join(rows)))
 # %%
 rand, trained = stats["random init"], stats["MAML-trained θ"]
 bias = leaf_names.index("[2]['b']")
+trained_shares = np.median(trained["share"], axis=0)
+largest = int(np.argmax(trained_shares))
 predicted = 2 * inner_lr / (1 - 2 * inner_lr)
 display(Markdown(
     f"**At the random initialisation** the weights are tiny, so the network's output is "
@@ -339,7 +341,9 @@ display(Markdown(
     f"{np.median(rand['ratio']):.4f}. At α = 0.1 the same argument predicts "
     f"{0.2 / 0.8:.3f}; measured: {ratio_at_01:.3f}. The term is small here because α is "
     f"small and this one curvature is 2 — not because the Hessian is small.\n\n"
-    f"**At the MAML-trained θ** the gradient is spread over all the arrays (the table), "
+    f"**At the MAML-trained θ** the gradient is spread over the arrays (the table; the "
+    f"largest median share, {trained_shares[largest]:.0%}, in `params{leaf_names[largest]}`; "
+    f"the output bias's is {trained_shares[bias]:.1%}), "
     f"the dropped term has a median size of {np.median(trained['ratio']):.2f} times the "
     f"full meta-gradient, and the median angle between the full and the first-order "
     f"meta-gradient is {np.degrees(np.arccos(np.median(trained['cosine']))):.0f}°."))

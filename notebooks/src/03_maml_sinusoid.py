@@ -269,8 +269,9 @@ for shots in ("5", "10", "20"):
     m, p = metrics["maml"][shots]["mse"], metrics["pretrained"][shots]["mse"]
     up = rises(m)
     lines.append(f"- K = {shots}: MAML {m[0]:.2f} → {m[1]:.3f} after one step → {m[10]:.3f} after ten "
-                 f"({'the mean rises at step ' + ', '.join(map(str, up)) if up else 'falling at every step'}); "
-                 f"pretrained {p[1]:.2f} → {p[10]:.2f}, {p[10] / m[10]:.0f}× MAML's after ten steps.")
+                 f"({'the mean rises at step' + 's' * (len(up) > 1) + ' ' + ', '.join(map(str, up)) if up else 'falling at every step'}); "
+                 f"pretrained {p[0]:.2f} → {p[1]:.3f} after one step → {p[10]:.3f} after ten, "
+                 f"{p[10] / m[10]:.0f}× MAML's after ten steps.")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -390,7 +391,8 @@ lines = [
               for n, (a, b) in share.items()),
     f"- At MAML's θ the median task's λ_max is {k5['curvature_median']['maml']:.0f} and "
     f"{100 * k5['steeper_than_2_over_alpha']['maml']:.0f}% of the tasks have λ_max > 2/α = "
-    f"{2 / inner_lr:.0f}, where repeated steps of size α are not stable; at the pretrained θ, "
+    f"{2 / inner_lr:.0f}, where repeated steps of size α would not be stable on a quadratic of "
+    f"that curvature; at the pretrained θ, "
     f"median {k5['curvature_median']['pretrained']:.0f} and "
     f"{100 * k5['steeper_than_2_over_alpha']['pretrained']:.0f}%.",
     "- Of the tasks with λ_max > 2/α, "

@@ -32,6 +32,7 @@ seed = 0
 results_path = None
 
 # %%
+import os
 import time
 from functools import partial
 
@@ -123,11 +124,14 @@ objectives = {   # each: objective(params, support, query)
     "FOMAML": train.MamlObjective(loss_fn, inner_lr, first_order=True),
     "Reptile": reptile_objective,
 }
-trained, train_losses, logs = {}, {}, {}
-for name, objective in objectives.items():
+trained, train_losses, logs, load = {}, {}, {}, {}
+for name, objective in objectives.items():   # one after another: the load can change between them
+    before = os.getloadavg()[0]
     trained[name], train_losses[name], logs[name] = run(
         objective, params0, sample, train_key, probe_key, meta_steps=meta_steps, meta_lr=meta_lr,
         steps_per_call=steps_per_call, loss_fn=loss_fn, inner_lr=inner_lr)
+    load[name] = (before, os.getloadavg()[0])
+    print(f"{name:8s} trained; 1-minute load average {before:.1f} before, {load[name][1]:.1f} after")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), constrained_layout=True)
@@ -196,7 +200,9 @@ for name in ("FOMAML", "Reptile"):
                          f"{b['mse'][n]:.3f} — {verdict}")
 cost = {name: logs[name]["ms_per_step"] / logs["MAML"]["ms_per_step"] for name in ("FOMAML", "Reptile")}
 for name, ratio in cost.items():
-    lines.append(f"- {name} costs {ratio:.2f}× MAML's time per meta-step")
+    lines.append(f"- {name} costs {ratio:.2f}× MAML's time per meta-step (separate runs; 1-minute load "
+                 f"average {load[name][0]:.1f} at the start and {load[name][1]:.1f} at the end of {name}'s, "
+                 f"{load['MAML'][0]:.1f} and {load['MAML'][1]:.1f} of MAML's)")
 chunk_loss = {name: train_losses[name][: len(train_losses[name]) // steps_per_call * steps_per_call]
               .reshape(-1, steps_per_call).mean(axis=1) for name in ("MAML", "FOMAML")}
 lag = float(np.mean(chunk_loss["FOMAML"] > chunk_loss["MAML"]))

@@ -31,7 +31,7 @@ ways = 5                  # N: classes per task (sections 3-6; sections 7-10 use
 shots = 1                 # K: labelled examples per class
 meta_steps = 300          # section 6's short meta-training run (the shipped θ trained far longer)
 filters = 64              # conv filters per layer (the paper: 64)
-eval_tasks = 600          # meta-test tasks (the paper: 600)
+eval_tasks = 600          # meta-test tasks (the official code: 600)
 pretrain_steps = None     # transfer baseline (section 10): None loads the net pretrained beforehand
                           # (8,000 steps, minimaml/data); a number pretrains one here for that many
 finetune_steps = 50       # the baselines' long fine-tuning budget (section 10)
@@ -161,8 +161,10 @@ print("support:", support_x.shape, support_y, " query:", query_x.shape, query_y)
 # index, gets label 0 in 1/N of the tasks, in expectation). With 200 tasks that second
 # check is a loose one: each printed frequency carries sampling noise of one standard
 # error, √((1/N)(1 − 1/N)/200) (printed below), so among the ten frequencies printed a
-# departure from 1/N of two or even two and a half standard errors is no evidence of a
-# bias; only a much larger one would be. The exact match is the strict check.
+# departure from 1/N of two standard errors or more is to be expected now and then. To
+# judge all N frequencies at once we compute their chi-square statistic and the chance
+# that truly uniform labels give one at least that large (simulated 10,000 times): a
+# tiny chance would point to a bias. The exact match is the strict check.
 
 # %%
 check_tasks = 200
@@ -192,6 +194,21 @@ print("label 0 goes to the k-th smallest character index, k = 0..N-1 (expect 1/N
 print("  library:", np.round(freq_library, 3), "  plain:", np.round(freq_plain, 3))
 print(f"  one standard error per frequency at {check_tasks} tasks: "
       f"{np.sqrt((1 / ways) * (1 - 1 / ways) / check_tasks):.3f}")
+
+
+def chi_square(frequencies, tasks, ways):
+    """Pearson's statistic of label-0 rank frequencies against 1/N (last axis: the N ranks)."""
+    return tasks * ways * np.sum((np.asarray(frequencies) - 1 / ways) ** 2, axis=-1)
+
+
+uniform = np.random.default_rng(seed + 5).multinomial(check_tasks, np.full(ways, 1 / ways), 10_000) / check_tasks
+null_chi2 = chi_square(uniform, check_tasks, ways)
+label_uniformity_p = {}
+for name, freq in (("library", freq_library), ("plain", freq_plain)):
+    statistic = chi_square(freq, check_tasks, ways)
+    label_uniformity_p[name] = float(np.mean(null_chi2 >= statistic))
+    print(f"  {name}: chi-square {statistic:.2f}; uniform labels give at least that in "
+          f"{100 * label_uniformity_p[name]:.0f}% of 10,000 simulated draws")
 
 # %%
 example = og.sample_tasks(jax.random.key(seed + 1), train_images, 3, ways, shots, queries=3)
@@ -436,7 +453,9 @@ for name, (mean, ci) in (("groups of one query per class (ours)",    # section 7
     print(f"{name:38s}" + "  ".join(f"{n} steps: {100 * m:5.1f} ± {100 * c:.1f}%"
                                      for n, (m, c) in enumerate(zip(mean, ci))))
 gap = batching["groups of one query per class (ours)"][0] - batching["all 75 queries in one batch"][0]
-print(f"difference after 3 steps: {100 * gap:+.1f} points")
+overlap = abs(gap) <= sum(ci for _, ci in batching.values())
+print(f"difference after 3 steps: {100 * gap:+.1f} points; the two 95% intervals "
+      f"{'overlap' if overlap else 'do not overlap'}")
 
 # %% [markdown]
 # ## 10. What does MAML's θ buy? Three baselines on the same tasks
@@ -470,7 +489,8 @@ if pretrain_steps is None:
     pretrain_losses, used_steps = made["losses"], int(made["steps"])
     print(f"loaded the transfer net pretrained beforehand: {used_steps} steps, which took "
           f"{float(made['wall_seconds']) / 60:.0f} min of wall time "
-          f"({float(made['cpu_seconds']) / 60:.0f} min of CPU) on this machine")
+          f"({float(made['cpu_seconds']) / 60:.0f} min of CPU) on the machine that made it "
+          f"(minimaml/data/README.md)")
 else:
     start = time.perf_counter()
     with ProgressBar(pretrain_steps, "1,200-way pretraining") as bar:
@@ -638,6 +658,7 @@ summary = {
     "backend": jax.default_backend(),
     "sampler_matches_plain": bool(same), "distinct_characters": bool(distinct),
     "label0_rank_frequency": {"library": freq_library.tolist(), "plain": freq_plain.tolist()},
+    "label_uniformity_p": label_uniformity_p,
     "loss_fn_vs_library": loss_diff, "formulation_max_abs_diff": formulation_diff,
     "train_test_shared_characters": len(set(train_idx) & set(test_idx)),
     "short_run": {"steps": meta_steps, "losses_first_last": [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))],

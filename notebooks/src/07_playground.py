@@ -147,12 +147,17 @@ for inner_lr in (0.001, 0.01, 0.03, 0.1):
 lines = ["| K | " + " | ".join(f"{k}" for k in few_shots) + " |", "|---|" + "---|" * len(few_shots)]
 for name in ("MAML", "pretrained"):
     lines.append(f"| {name}, after 10 steps | " + " | ".join(f"{few_shots[k][name]:.3f}" for k in few_shots) + " |")
-display(Markdown("**K = 1…5**, query MSE after 10 steps of α = 0.01:\n\n" + "\n".join(lines)))
+maml_ahead = [k for k in few_shots if few_shots[k]["MAML"] < few_shots[k]["pretrained"]]
+display(Markdown("**K = 1…5**, query MSE after 10 steps of α = 0.01:\n\n" + "\n".join(lines)
+                 + f"\n\nMAML's error is below the pretrained net's at K = "
+                 + (", ".join(map(str, maml_ahead)) or "none of them")
+                 + (f" and above it at K = {', '.join(str(k) for k in few_shots if k not in maml_ahead)}"
+                    if len(maml_ahead) < len(few_shots) else "") + "."))
 lines = ["| α | " + " | ".join(f"{name}: diverged / error removed by 50 steps" for name in inits) + " |",
          "|---|" + "---|" * len(inits)]
 for inner_lr, row in alphas.items():
     lines.append(f"| {inner_lr:g} | " + " | ".join(
-        f"{r['diverged']} / " + ("—" if r["drop_50"] is None else f"{100 * r['drop_50']:.0f}%")
+        f"{r['diverged']} / " + ("—" if r["drop_50"] is None else f"{round(100 * r['drop_50']) + 0}%")
         for r in row.values()) + " |")
 display(Markdown(f"**α**, K = 10, {num_tasks} tasks, 50 steps (a task diverges when its query MSE "
                  f"passes 1,000 or stops being finite; the error removed is over the others):\n\n" + "\n".join(lines)))

@@ -17,8 +17,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # checks neutral settings against it bitwise), and
 # `minimaml.family` writes each relative as a short recipe on top of it. We look at
 # each change in a few lines of code and one equation, compare them on two of the
-# paper's benchmarks (all seven on the sinusoid; six on Omniglot, where iMAML's
-# meta-test did not fit in memory — section 4), adapt one task from each one's θ side
+# paper's benchmarks (the sinusoid and Omniglot 5-way 1-shot, section 4), adapt one
+# task from each one's θ side
 # by side, look at the step sizes Meta-SGD and MAML++ learn, plug in a Flax or Equinox model, and end with when
 # to pick which.
 
@@ -68,19 +68,22 @@ support = (task.support_x[0], task.support_y[0])
 # | `adapt=` a mask or a predicate `(path, leaf) -> bool` | only those parameters move; the others are not even differentiated in the inner loop | all adapt |
 # | `query_weights=` (`task_loss`, `maml_objective`) | Σₜ wₜ L_query(θₜ): the query loss after *every* step, weighted | the last step only |
 #
-# Each in one cell, on one task:
+# Each in one cell, on one task, starting from the MAML θ that ships with the library
+# (the `maml` row of section 4's table), since θ is what these knobs fine-tune:
 
 # %%
-per_layer = maml.inner_loop(params0, loss_fn, support, [0.05, 0.02, 0.01], 5)   # one α per layer
-per_step = maml.inner_loop(params0, loss_fn, support, jnp.array([0.05, 0.03, 0.02, 0.01, 0.01]), 5,
+theta = shipped_learners()["maml"].params
+per_layer = maml.inner_loop(theta, loss_fn, support, [0.005, 0.01, 0.02], 5)   # one α per layer
+per_step = maml.inner_loop(theta, loss_fn, support, jnp.array([0.02, 0.01, 0.01, 0.005, 0.005]), 5,
                            lr_per_step=True)
-head_only = maml.inner_loop(params0, loss_fn, support, 0.01, 5, adapt=[False, False, True])
-weighted = maml.task_loss(params0, loss_fn, support, (task.query_x[0], task.query_y[0]), 0.01, 5,
+head_only = maml.inner_loop(theta, loss_fn, support, 0.01, 5, adapt=[False, False, True])
+weighted = maml.task_loss(theta, loss_fn, support, (task.query_x[0], task.query_y[0]), 0.01, 5,
                           query_weights=jnp.array([0.1, 0.1, 0.1, 0.2, 0.5]))
+knob_support_loss = {}
 for name, adapted in (("per layer", per_layer), ("per step", per_step), ("head only", head_only)):
-    print(f"{name:>10}: support loss {float(loss_fn(params0, support)):.3f} → "
-          f"{float(loss_fn(adapted, support)):.3f}")
-body_moved = any(bool(jnp.any(a != b)) for a, b in zip(jax.tree.leaves(params0[:2]),
+    knob_support_loss[name] = (float(loss_fn(theta, support)), float(loss_fn(adapted, support)))
+    print(f"{name:>10}: support loss {knob_support_loss[name][0]:.3f} → {knob_support_loss[name][1]:.3f}")
+body_moved = any(bool(jnp.any(a != b)) for a, b in zip(jax.tree.leaves(theta[:2]),
                                                           jax.tree.leaves(head_only[:2])))
 print(f"head only: did the body move? {body_moved}")
 print(f"multi-step query loss Σ w_t L_query(θ_t) = {float(weighted):.3f}")
@@ -552,6 +555,11 @@ for name in family.ALGORITHMS:
         line.append(f"Omniglot {100 * row['accuracy']:.1f}% in {row['meta_steps']:,} meta-steps, "
                     f"{cpu_ms(row) / cpu_ms(maml_omni):.2f}× MAML's CPU time per meta-step")
     print(" ".join(line))
+omniglot_runs = {name: compare[f"omniglot {name}"] for name in family.ALGORITHMS if f"omniglot {name}" in compare}
+by_accuracy = sorted(omniglot_runs, key=lambda n: -omniglot_runs[n]["accuracy"])
+by_steps = sorted(omniglot_runs, key=lambda n: -omniglot_runs[n]["meta_steps"])
+print("Omniglot, in the same CPU budget — by accuracy:", " > ".join(by_accuracy))
+print("                                   by meta-steps reached:", " ≥ ".join(by_steps))
 
 # %% [markdown]
 # - **MAML** is the reference; start there when the model is small enough that the
@@ -575,17 +583,21 @@ for name in family.ALGORITHMS:
 #   of them and learns a rate per layer and step. Give the rates an Adam step matched to
 #   their size (`rate_meta_lr`, section 2) when α is small; past its trained steps the
 #   learned rates are not promised to help (the † cells). It is the dearest per
-#   meta-step of the first six (the ratios above): in the Omniglot CPU budget it
-#   reached the fewest meta-steps and the lowest accuracy but Reptile's.
+#   meta-step of the first six (the ratios above); in the Omniglot CPU budget it
+#   reached far fewer meta-steps than MAML, and a lower accuracy (the two rankings
+#   printed above).
 # - **Reptile** when you want no meta-gradient at all — no second derivatives, no
 #   query/support split — for instance with models or losses awkward to differentiate
-#   twice. In our settings it was the weakest on Omniglot in the CPU budget (the
+#   twice. In our settings it ended far below MAML on Omniglot in the CPU budget (the
 #   printout above); its paper's Omniglot runs (Nichol et al. 2018, appendix) use Adam
 #   in the inner loop and 100,000 outer iterations.
 # - **iMAML** when you want many inner steps with meta-gradient memory independent of
 #   their number (Rajeswaran et al. 2019, §3) and a meta-gradient of the regularised
-#   inner solution. Its meta-test here still stores every step (the Omniglot row of
-#   section 4). It has the most settings to get right (λ, the inner solver's step and
+#   inner solution. Its meta-test here still stores every fine-tuning step, so the
+#   Omniglot meta-test fine-tunes fewer tasks at a time (`minimaml.omniglot.sizes.eval_chunk`);
+#   with 16 inner steps and CG per meta-step it is the dearest per meta-step in the
+#   Omniglot table, and in the CPU budget it reached too few meta-steps to be compared
+#   with MAML on accuracy. It has the most settings to get right (λ, the inner solver's step and
 #   count, CG steps) and its θ is tuned to the inner solver it trained with: fine-tune
 #   it the same way (here, SGD at the α of its inner solve, as the authors' code does
 #   at test time); the printout of section 4 shows what plain SGD at MAML's α does from
@@ -661,6 +673,7 @@ summary = {
     "scan_carry": {"all": carry_all, "head_only": carry_head},
     "dot_generals_per_step": {"all": dots_all, "head_only": dots_head},
     "head_only_body_moved": body_moved,
+    "knob_support_loss": knob_support_loss,
     "imaml_dense_max_abs_diff": imaml_gap,
     "mamlpp_phases": [[until, bool(o.first_order)] for until, o in mamlpp_plan.schedule],
     "mamlpp_first_rate_step": one_step,

@@ -243,7 +243,7 @@ display(Markdown("\n".join(rows)))
 # | [03 MAML on sinusoids](03_maml_sinusoid.ipynb) | the paper's sinusoid experiment (70,000 meta-steps, the official code's setting), the meta-test protocol, Fig. 2, Fig. 3 and the K = 5 numbers beside the paper's Table 2, across seeds; what the pretrained baseline learns |
 # | [04 Batching and speed](04_batching_and_speed.ipynb) | Python loop → `vmap` → `jit` → `lax.scan`, timed on your machine; when JAX compiles again |
 # | [05 First or second order?](05_first_vs_second_order.ipynb) | MAML vs first-order MAML vs Reptile: error, speed, gradient angle; memory of many inner steps and `jax.checkpoint` |
-# | [06 Omniglot](06_omniglot.ipynb) | few-shot image classification, the paper's Omniglot experiment: the loop in cells, a shipped θ at the paper's accuracy, baselines, the paper's four settings |
+# | [06 Omniglot](06_omniglot.ipynb) | few-shot image classification, the paper's Omniglot experiment: the loop in cells, a shipped 5-way 1-shot θ at the paper's accuracy for that setting (its Table 1), baselines, the paper's four settings |
 # | [07 Playground](07_playground.ipynb) | a live widget: pick K, α and the number of steps and watch MAML, pretrained and fresh networks adapt |
 # | [08 Beyond MAML](08_beyond_maml.ipynb) | MAML's relatives (first-order MAML, Meta-SGD, ANIL, MAML++, Reptile, iMAML) as settings of one inner loop, compared on the sinusoid and Omniglot; your own Flax or Equinox model |
 #
@@ -284,7 +284,7 @@ else:
 # cell of each chapter installs minimaml; elsewhere it does nothing (unless the
 # `MINIMAML_INSTALL_FROM` environment variable names a source to install from).
 #
-# The exercises' solutions are in `notebooks/solutions/`, one notebook per chapter.
+# The exercises' solutions are in `notebooks/solutions/`, one notebook per chapter (1–8).
 
 # %%
 from minimaml.runs import write_results

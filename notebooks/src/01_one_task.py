@@ -41,8 +41,9 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 #
 # The paper's first benchmark (Section 5.1) is regression on sine waves. The
 # **task distribution** p(T) draws an amplitude A ∈ [0.1, 5.0] and a phase φ ∈ [0, π];
-# the task T is then "predict y = A·sin(x − φ) for x ∈ [−5, 5]". Every task is a
-# different function, but they all share a shape.
+# the task T is then "predict y = A·sin(x − φ) for x ∈ [−5, 5]" (the paper gives the
+# ranges; the form A·sin(x − φ) is the official code's, in its `data_generator.py`).
+# Every task is a different function, but they all share a shape.
 #
 # A task comes with two small data sets:
 #
@@ -50,8 +51,8 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # |---|---|---|
 # | K ("K-shot") | `support_size` | how many labelled points we may learn from |
 # | support set (the K datapoints D of the paper's Algorithm 2) | `support_x, support_y`, shapes `(K, 1)` | the K points we fine-tune on |
-# | query set (D′ᵢ in Algorithm 2) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, only to measure |
-# | L_T(f_θ) | `sinusoid.sine_loss(params, (x, y))` | mean squared error of the network on a set |
+# | query set (D′ᵢ in Algorithm 2) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, never fitted: they measure the adapted network (and, in meta-training, give line 10 of Algorithm 2 its loss) |
+# | L_T(f_θ) | `sinusoid.sine_loss(params, (x, y))` | mean squared error of the network on a set (the paper's Eq. 2 writes a sum over the points; the official code's `mse` in `utils.py` takes the mean, as minimaml does, and α = 0.01 goes with that scale) |
 # | θ | `params` | the network's weights: a list of `{"w", "b"}` dicts |
 #
 # `sinusoid.sample_tasks(key, num_tasks, support_size, query_size)` draws whole batches
@@ -139,11 +140,12 @@ print(f"largest difference between our loop and inner_loop: {gap:.1e}")
 assert gap < 1e-5
 
 # %% [markdown]
-# ## 4. Train to convergence on K = 5, K = 10 and many points
+# ## 4. Train long on K = 5, K = 10 and many points
 #
-# Now we give gradient descent every chance: `fit_steps` steps from the fresh network,
+# Now we give gradient descent plenty of time: `fit_steps` steps from the fresh network,
 # on K = 5, K = 10, and `many_points` support points. We record the support loss (what
-# gradient descent minimises) and the query loss (what we care about) along the way.
+# gradient descent minimises) and the query loss (what we care about) along the way;
+# the figure below shows how far each has got by the last step.
 
 # %%
 def fit(params, support, query, inner_lr, steps):
@@ -212,11 +214,11 @@ display(Markdown(
 # ## 5. And with the budget MAML allows?
 #
 # At meta-test time the paper gives the learner K points and **up to 10 gradient
-# steps** (its Fig. 3 plots 0 to 10; its Fig. 2 shows 1 and 10; its Table 2, in
-# Appendix C, reports 1, 5 and 10). MAML's steps have the size α it was meta-trained
-# with (the official code's `maml.py` uses its one `update_lr` for every inner step,
-# in training and at test). From a fresh network ten steps of size α barely move the
-# query loss:
+# steps** (its Fig. 3 plots 0 to 10; its Fig. 2 shows the fit before any step, after 1
+# and after 10; its Table 2, in Appendix C, reports 1, 5 and 10). MAML's steps have the
+# size α it was meta-trained with (the official code's `maml.py` uses its one
+# `update_lr` for every inner step, in training and at test). From a fresh network ten
+# steps of size α barely move the query loss:
 
 # %%
 budget = {}

@@ -464,8 +464,9 @@ plt.show()
 # some seeds a K = 5 task's fine-tuning blows up (section 6 counts them for this run;
 # the last column below, per seed); one such task makes the mean over 600 tasks
 # meaningless (the range printed under the table), so the study reports the mean over
-# the tasks that did not blow up — mean ± std over seeds, with the per-run 95% CI over
-# tasks for scale — and, per seed, how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
+# the tasks that did not blow up — mean ± std over seeds, with each run's 95% CI
+# half-width over tasks, averaged over the seeds ("CI ±"), for scale — and, per seed,
+# how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
 # CPU kernels can differ between processor types, so another machine may give other
 # numbers for the same seed; the machine the study ran on is printed.)
 

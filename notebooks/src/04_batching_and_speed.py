@@ -18,7 +18,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # (simulated ones here) and across processes.
 #
 # The numbers printed below are from the machine that ran this notebook last (its
-# description and load are printed first and last); rerun it to get yours.
+# description and load are printed at the start, the load again under section 5's
+# timing table); rerun it to get yours.
 
 # %% tags=["parameters"]
 meta_batch = 25       # tasks per meta-step, the official code's default
@@ -280,13 +281,17 @@ print(f"jit(vmap step) as a run of {run_steps} calls: "
 # entry. The rows are also timed two ways: the first four as the *median* of single
 # calls (the eager loop over 2 calls, `vmap` over `repeats`, the two `jit` rows over
 # 50), the `optimize` rows as the wall time of a whole run of 1,000 or `scan_steps`
-# steps divided by its steps — a *mean*, which keeps every pause that other programs
-# on the machine cause, where a median of single calls leaves the slow calls out. On a
-# loaded machine (the load is printed under the table) that difference can be enough
-# to put the `jit(vmap step)` row ahead of the `optimize` rows; so the last row times
-# `jit(vmap step)` the way the `optimize` rows are timed (a run of calls, carrying θ
-# and Adam's state, wall time over steps): compare it, not the median row, with the
-# fixed-meta-batch `optimize` rows.
+# steps divided by its steps — a *mean*. The two ways differ twice over: a mean keeps
+# every pause that other programs on the machine cause (the load is printed under the
+# table), where a median of single calls leaves the slow calls out; and each single
+# call is waited for (`block_until_ready`) before the next one starts, where in a run
+# Python can already dispatch the next call while XLA still computes the last (JAX's
+# asynchronous dispatch). So the two ways can give one step different times, in either
+# direction. The last row times `jit(vmap step)` the way the `optimize` rows are timed
+# (a run of calls, carrying θ and Adam's state, wall time over steps): set it beside
+# the `jit(vmap step)` row to see how much the way of timing moves the same step on
+# this run, and compare it, not the median row, with the fixed-meta-batch `optimize`
+# rows.
 # Two rows with the same steps per call but different "samples tasks" entries
 # differ by the cost of sampling *plus* this machine's timing noise: when the two such
 # pairs below disagree (one says sampling is free or even faster), the noise is the
@@ -344,10 +349,13 @@ display(Markdown(
 # The meta-step's arithmetic is the same in every row (the sampling rows add the
 # sampling): XLA counts 10.7 MFLOP per second-order meta-step, which the project's
 # benchmark ran at 28–37 GFLOP/s, about 0.3–0.4 ms (BENCHMARKS.md, section "Sinusoid
-# meta-training speed"). So on this tiny network what the faster rows save is mostly
-# overhead, not arithmetic: Python's per-operation dispatch (the eager rows) and the
-# many small operations of `meta_batch` unrolled task copies (`jit(Python loop)`).
-# The step is also too small to gain from a second CPU core: on a 2-core Xeon that
+# meta-training speed"). So on this tiny network what the faster rows save is
+# overhead, not arithmetic: Python's per-operation dispatch (the eager rows against the
+# `jit` rows) and Python's round trip at every step (one step per `optimize` call
+# against 1,000). Unrolling the `meta_batch` task copies instead of `vmap`-ing them
+# costs compile time (the two `jit` rows' first calls, printed above); whether it also
+# costs time per step on this CPU, the two `jit` rows' times say.
+# Nor did the step gain from a second CPU core: on a 2-core Xeon that
 # benchmark measured 0.292 ms per meta-step pinned to one core (`taskset -c 0`)
 # against 0.377 ms on both — one core was faster.
 #

@@ -416,7 +416,8 @@ check_reptile_direction(reptile_direction)
 # %% [markdown]
 # **To explore** (no check): raise `inner_lr` to 0.1 — the dropped term grows with α
 # (chapter 2); does FOMAML fall behind MAML now? Give Reptile more inner steps or plain
-# SGD as the outer optimiser (`optimizer=optax.sgd(1.0)` in `train.optimize`). Set
+# SGD as the outer optimiser (`optimizer=optax.sgd(1.0)` and `lr=None` in `train.optimize`:
+# the optimiser brings its own rate). Set
 # `maml.REMAT_LEVELS = 1` before measuring memory.
 
 # %%

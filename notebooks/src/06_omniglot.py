@@ -557,7 +557,8 @@ display(Markdown(
 # (`python -m minimaml.omniglot --ways N --shots K`; 20-way uses 5 inner steps at
 # α = 0.1 and meta-batch 16). The paper trains each for 60,000 meta-steps (Appendix A.1); the runs
 # here had a budget of training wall time instead (`--max-minutes`, compilation
-# included), on the same shared 2-core machine. The table is read from
+# included; checked after each chunk of steps, so a slow setting can overrun it by up
+# to a chunk), on the same shared 2-core machine. The table is read from
 # `minimaml/data/omniglot_settings.json`, which `benchmarks/omniglot_settings.py record`
 # writes together with BENCHMARKS.md (section "Omniglot: the paper's four settings on
 # the CPU": each run's command, and its process CPU time and load average where they
@@ -589,7 +590,7 @@ display(Markdown(f"**Omniglot, the paper's four settings: Finn et al. (2017), Ta
 # %% [markdown]
 # The 5-way 1-shot row is the shipped θ's run (sections 7-10). The last two columns say
 # why no run here gets near the paper's 60,000 steps: on this CPU they would take hours
-# of CPU time for the 5-way settings and days for the 20-way ones (and more wall time
+# of CPU time for the 5-way settings and more than a day for each 20-way one (and more wall time
 # on a shared machine). Within their budgets the 5-way 1-shot run reaches the paper's
 # accuracy and the 5-way 5-shot run comes within two points of it; the 20-way 1-shot
 # run, stopped after a few hundred steps, is far from it;

@@ -79,11 +79,14 @@ playground(seed=0)
 # - **K = 1…5.** How few points does MAML need?
 # - **Press ▶.** Over 50 steps, which network gets most of its way in the first few?
 # - **α up.** MAML was meta-trained for α = 0.01. Push α towards 0.1 and watch for
-#   fine-tuning that *diverges* (the widget says so and clips the lines). Chapter 3,
-#   section 6, measured why MAML's θ is sensitive to α: the support loss is strongly
-#   curved there — at K = 5, most tasks' largest curvature λ_max is above 2/α already
-#   at α = 0.01 (that section prints the share), and a step of α is stable only for
-#   α < 2/λ_max. The larger α, the more tasks are past that limit.
+#   fine-tuning that *diverges* (the widget says so and clips the lines; section 3
+#   counts the diverged tasks). Chapter 3, section 6, measures the curvature behind
+#   this: on a quadratic, a step of α is stable only for α < 2/λ_max, and at MAML's θ
+#   most K = 5 tasks' largest curvature λ_max is above 2/α already at α = 0.01 (that
+#   section prints the share). The loss is not quadratic, so that limit is only a local
+#   guide: at α = 0.01 only some of the tasks past it overshoot within ten steps, and
+#   far fewer blow up (that section counts both). The larger α, the more tasks are past
+#   the limit.
 # - **α down.** At α = 0.001, how far does anyone get in 50 steps?
 #
 # ## 3. The numbers behind the picture

@@ -14,11 +14,12 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # things about the same inner loop: the step size, which parameters move, which losses
 # count, or how the meta-gradient is obtained. `minimaml.maml.inner_loop` has those
 # knobs (all off by default, where it is exactly chapter 3's MAML; tests/test_family.py
-# checks neutral settings against it bitwise), and
+# checks that neutral settings give MAML back — bitwise for a mask that adapts everything,
+# to rounding for equal rates given as arrays or learned), and
 # `minimaml.family` writes each relative as a short recipe on top of it. We look at
 # each change in a few lines of code and one equation, compare them on two of the
-# paper's benchmarks (the sinusoid and Omniglot 5-way 1-shot, section 4), adapt one
-# task from each one's θ side
+# paper's benchmarks (the sinusoid of its §5.1 and Omniglot 5-way 1-shot of its §5.2;
+# this chapter's section 4), adapt one task from each one's θ side
 # by side, look at the step sizes Meta-SGD and MAML++ learn, plug in a Flax or Equinox model, and end with when
 # to pick which.
 
@@ -129,11 +130,18 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 # | **Reptile** (Nichol et al. 2018, Alg. 2) | θ ← θ + ε · meanᵢ(φᵢ − θ), φᵢ = θ after k SGD steps | `ReptileObjective`: ∇ of ½‖θ − sg(φ)‖² is θ − φ |
 # | **iMAML** (Rajeswaran et al. 2019, §2–3, Lemma 1) | φ* = argmin L_s(φ) + λ/2‖φ − θ‖²;  ∇_θ = (I + H/λ)⁻¹ ∇L_q(φ*) | `ImamlObjective`: CG with Hessian-vector products |
 #
+# The MAML++ row is three of the paper's six changes (§4): learned per-layer per-step
+# rates (LSLR), the multi-step loss (MSL) and derivative-order annealing (DA). Its
+# per-step BatchNorm statistics and weights (BNRS, BNWB) and the cosine schedule of the
+# meta learning rate (CA) are not in the recipe, so "MAML++" in this chapter's tables
+# means those three.
+#
 # MAML++ switches from first to second order partway. In the training loop that is
 # two compiled objectives, not a branch inside one: `train.optimize_schedule` runs
 # each phase as an `optimize` call that resumes the Adam state of the last, so the
 # compiled chunk never carries both, and the multi-step weights — arrays inside the
-# objective pytree — change between phases without recompiling. Here is its schedule
+# objective pytree — change between phases without recompiling (a chunk of a new
+# length still compiles once more: the scan's length is static). Here is its schedule
 # for 70,000 meta-steps with 5 inner steps:
 
 # %%
@@ -144,9 +152,15 @@ for until, objective in mamlpp_plan.schedule:
           f"step weights {np.round(np.asarray(objective.query_weights), 3)}")
 
 # %% [markdown]
+# Read the weights: they start equal and move towards the last step in stairs of 700
+# meta-steps. The stair that the recipe's annealing (`msl_steps`, by default the first
+# 10% of training, 7,000 steps) should reach at step 7,000 — 0.006 for the early steps —
+# only begins with the second-order phase, at step 23,333: the recipe cuts no phase at
+# `msl_steps` itself, and the shipped MAML++ run trained with this schedule.
+#
 # One setting of MAML++ needs care: `rate_meta_lr`, Adam's learning rate for the learned
-# rates. Adam moves every parameter by about its learning rate each step, whatever the
-# size of the gradient. A rate that starts at the sinusoid's α = 0.01 therefore moves by
+# rates. Adam's step on each parameter is of the order of its learning rate whatever the
+# size of the gradient (on the first step, exactly its learning rate). A rate that starts at the sinusoid's α = 0.01 therefore moves by
 # about 10% of itself per step at β = 10⁻³, ten times more than in MAML++'s own setting
 # (in the official code, HowToTrainYourMAMLPytorch, the rates start at `task_learning_rate`
 # = 0.1 — its Omniglot configs' `init_inner_loop_learning_rate` is 0.1 too — and one Adam
@@ -217,7 +231,8 @@ print(f"{flat_phi.size} parameters: |CG implicit gradient − dense (I + H/λ)�
 # training `--inner_lr` in aravindr93/imaml_dev's examples/README.md —, the others plain
 # SGD at α = 0.01), and
 # the time per meta-step measured in this kernel (median over chunks after the first,
-# which compiles).
+# which compiles; MAML++'s row is a median over its first-order and second-order phases,
+# whose chunks of new lengths compile too).
 
 # %%
 SETTINGS = {   # (inner_lr, recipe options): the same as benchmarks/family_results.py
@@ -344,7 +359,7 @@ for name in ("metasgd", "mamlpp"):
 # **Why ANIL blows up at K = 5.** With only the head adapting, the support loss is a
 # quadratic in the head's weights (MSE of a linear layer on fixed features), and
 # gradient descent on a quadratic diverges exactly when α exceeds 2/λ_max, λ_max the
-# largest eigenvalue of its Hessian. Meta-training with one step of α = 0.01 rewards
+# largest eigenvalue of its Hessian. Meta-training with one step of α = 0.01 can reward
 # features that make that one step large, and nothing stops λ_max from passing 2/α = 200
 # on some tasks. We compute it for the shipped ANIL and MAML θ on the 600 meta-test
 # tasks of each K:
@@ -370,8 +385,8 @@ for name in ("anil", "maml"):
               f"{100 * (lam > 200).mean():4.1f}% of tasks above 2/α = 200")
 
 # %% [markdown]
-# ANIL's meta-learned features give the head a few times MAML's curvature, so more of its
-# K = 5 tasks sit above 2/α and
+# ANIL's meta-learned features give the head 2.5 to 3 times MAML's median curvature
+# (132–153 against 52–53), so 13.7% of its K = 5 tasks sit above 2/α (MAML: none) and
 # diverge when fine-tuned for many steps at the α it trained with. The fix a careful
 # user would make is at meta-test, not in training: a smaller step for the longer
 # fine-tuning, below 2/λ_max on every task — the table's `anil_finetune-lr-0.005` row
@@ -413,16 +428,18 @@ family_widget(seed=0)
 
 # %% [markdown]
 # Things to try: at steps = 1, compare Meta-SGD with MAML (Meta-SGD's one step was
-# learned entry by entry); then press steps up to 10 and watch the learned rates,
-# trained for one step, overshoot; drop K to 2 and compare ANIL (only a linear head
-# on fixed features can move) with MAML.
+# learned entry by entry); then press steps up to 10 and lower K. Meta-SGD's rates were
+# learned for one step at K = 10, and the † cells of section 4 show them overshooting on
+# some tasks (55 of 600 at K = 10): find the K at which they do on this one. Drop K to 2
+# and compare ANIL (only a linear head on fixed features can move) with MAML.
 #
 # ## 6. What the learned rates look like
 #
 # Meta-SGD learns one rate per parameter entry, MAML++ one per tensor and inner step.
 # Both start at the benchmark's α everywhere. The shipped runs' rates (the printout under
-# the figure gives Meta-SGD's per tensor: in each tensor between a fifth and over half
-# of the entries end negative, the head's one bias too — a step *up* their gradient;
+# the figure gives Meta-SGD's per tensor: between 22% and 57% of each weight tensor's and
+# hidden bias's entries end negative, and so does the head's single bias — a step *up*
+# their gradient;
 # Li et al. (2017, abstract) meta-learn the update's direction as well as its size):
 
 # %%
@@ -465,8 +482,8 @@ for name, per_tensor in rates_summary.items():
 # pytree of arrays) and back with `nnx.merge`; an Equinox module with `eqx.partition`
 # and `eqx.combine`. Nothing in minimaml changes (tests/test_own_model.py runs both
 # and checks they give the same meta-gradient as minimaml's own MLP with the same
-# weights). Both libraries are in the `dev` extra; this section is skipped if they
-# are not installed.
+# weights). Both libraries are in the `notebooks` extra (which the Colab cell installs
+# and `dev` includes); this section is skipped if they are not installed.
 
 # %%
 own_model = {}
@@ -568,8 +585,9 @@ print("                                   by meta-steps reached:", " ≥ ".join(
 #   chapter 5 compares it with MAML with error bars, and the ratios above give its
 #   cost per meta-step here: next to nothing saved on the sinusoid's small MLP, about
 #   half on Omniglot's conv net.
-# - **Meta-SGD** when one or very few fine-tuning steps is all you will take: it learns
-#   the step entry by entry, and its one-step cells are its best. Its rates are learned
+# - **Meta-SGD** when one fine-tuning step is all you will take: it learns the step
+#   entry by entry, its one-step cells are its best, and on the sinusoid they beat MAML's
+#   one step (K = 10: 0.203 against 0.371, printed above). Its rates are learned
 #   for the number of steps it trained with; taken further they overshoot (the †
 #   cells, and the printout of section 4). Train it with the number of steps you will
 #   use at test time (the recipe's `inner_steps`).
@@ -584,20 +602,22 @@ print("                                   by meta-steps reached:", " ≥ ".join(
 #   their size (`rate_meta_lr`, section 2) when α is small; past its trained steps the
 #   learned rates are not promised to help (the † cells). It is the dearest per
 #   meta-step of the first six (the ratios above); in the Omniglot CPU budget it
-#   reached far fewer meta-steps than MAML, and a lower accuracy (the two rankings
-#   printed above).
+#   reached far fewer meta-steps than MAML (180 against 990) and a lower accuracy (the
+#   two rankings printed above) — a statement about that budget, not about MAML++
+#   trained to the end; and it is three of the paper's six changes (section 2).
 # - **Reptile** when you want no meta-gradient at all — no second derivatives, no
 #   query/support split — for instance with models or losses awkward to differentiate
 #   twice. In our settings it ended far below MAML on Omniglot in the CPU budget (the
 #   printout above); its paper's Omniglot runs (Nichol et al. 2018, appendix) use Adam
 #   in the inner loop and 100,000 outer iterations.
 # - **iMAML** when you want many inner steps with meta-gradient memory independent of
-#   their number (Rajeswaran et al. 2019, §3) and a meta-gradient of the regularised
+#   their number (Rajeswaran et al. 2019, abstract and §3) and a meta-gradient of the regularised
 #   inner solution. Its meta-test here still stores every fine-tuning step, so the
 #   Omniglot meta-test fine-tunes fewer tasks at a time (`minimaml.omniglot.sizes.eval_chunk`);
 #   with 16 inner steps and CG per meta-step it is the dearest per meta-step in the
-#   Omniglot table, and in the CPU budget it reached too few meta-steps to be compared
-#   with MAML on accuracy. It has the most settings to get right (λ, the inner solver's step and
+#   Omniglot table, and in the CPU budget it reached 180 meta-steps (MAML 990) and the
+#   lowest accuracy of the seven, 56.5% (the printout above); after so few steps that
+#   says little about where it would end. It has the most settings to get right (λ, the inner solver's step and
 #   count, CG steps) and its θ is tuned to the inner solver it trained with: fine-tune
 #   it the same way (here, SGD at the α of its inner solve, as the authors' code does
 #   at test time); the printout of section 4 shows what plain SGD at MAML's α does from

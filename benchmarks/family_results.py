@@ -278,7 +278,9 @@ def main(argv=None):
                  f"at rate_meta_lr = 1e-4 (β·α/0.1: the paper's α starts at 0.1); at θ's β the "
                  f"same run diverged within 7,000 meta-steps (chapter 8 reproduces it). "
                  f"ms / meta-step: median over the 1,000-step chunks after the first "
-                 f"(compilation), sampling included.")
+                 f"(compilation), sampling included (MAML++: over the chunks of all its "
+                 f"phases, some shorter where a phase ends and the first of each new length "
+                 f"including its compilation).")
         shipped_from = ship_sinusoid_params(runs)
     else:
         intro = (f"Omniglot 5-way 1-shot (the paper's conv net, meta-batch 32, one query per "
@@ -291,8 +293,8 @@ def main(argv=None):
                  f"at its α, 3 steps as in the paper, or as many as it trained with when it "
                  f"trained with more — in brackets —; learned rates; ANIL's head only), 15 "
                  f"queries per class, mean ± 95% CI. MAML++'s multi-step-loss weights anneal "
-                 f"over the first 10% of the 60,000-step cap, so in the budget it trains with "
-                 f"nearly equal weights. CPU ms / meta-step: the budget's CPU time over the "
+                 f"over the first 10% of the 60,000-step cap in stairs of 600 steps, so a run "
+                 f"that stops before step 600 trains with equal weights throughout. CPU ms / meta-step: the budget's CPU time over the "
                  f"steps reached (compilation included; the fair cost on a shared machine); "
                  f"wall ms / meta-step: median over the 10-step chunks after the first, "
                  f"inflated by whatever else ran (—: the run's metrics were written by a "

@@ -414,12 +414,12 @@ def test_a_schedule_of_one_objective_is_the_plain_run_bitwise():
 
 
 def test_mamlpp_compiles_two_programs_for_many_phases(count_compilations):
-    """Six phases (annealed weights, then second order): one program per derivative order,
+    """Five phases (annealed weights, then second order): one program per derivative order,
     the weights being traced — when the phases' chunks have one length (here 4 steps)."""
     params = mlp_init(jax.random.key(0))
     the_plan = family.plan("mamlpp", params, sine_loss, meta_steps=24, inner_lr=0.01,
                            inner_steps=2, first_order_steps=8, msl_steps=16, msl_phases=4)
-    assert [until for until, _ in the_plan.schedule] == [4, 8, 12, 24]
+    assert [until for until, _ in the_plan.schedule] == [4, 8, 12, 16, 24]
     with count_compilations() as events:
         trained, _, losses = optimize_schedule(the_plan.init, the_plan.schedule,
                                                task_sampler(3, 5, 5), jax.random.key(1),
@@ -429,6 +429,23 @@ def test_mamlpp_compiles_two_programs_for_many_phases(count_compilations):
     learned = the_plan.learned(trained)
     assert learned.lr_per_step and learned.inner_lr[0]["w"].shape == (2,)
     assert not np.allclose(learned.inner_lr[0]["w"], 0.01)     # the rates were learned
+
+
+def test_mamlpp_weights_reach_the_last_step_at_msl_steps():
+    """The staircase: phase k of msl_phases starts at msl_steps·k/msl_phases with the
+    weights of progress k/msl_phases, so the final weights start at msl_steps itself
+    (not at the next edge, e.g. where second order begins)."""
+    params = mlp_init(jax.random.key(0))
+    the_plan = family.plan("mamlpp", params, sine_loss, meta_steps=100, inner_lr=0.01,
+                           inner_steps=3, first_order_steps=60, msl_steps=20, msl_phases=4)
+    assert [until for until, _ in the_plan.schedule] == [5, 10, 15, 20, 60, 100]
+    starts = [0] + [until for until, _ in the_plan.schedule[:-1]]
+    for start, (until, objective) in zip(starts, the_plan.schedule):
+        expected = family.multi_step_weights(3, min(1.0, start / 20))
+        np.testing.assert_array_equal(np.asarray(objective.query_weights), expected)
+        assert objective.first_order == (start < 60)
+    final = family.multi_step_weights(3, 1.0)
+    assert final[-1] > 0.95 and np.isclose(final.sum(), 1.0)
 
 
 def test_schedule_stops_when_on_chunk_says_so():

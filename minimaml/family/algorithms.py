@@ -202,7 +202,7 @@ def mamlpp(params: PyTree, loss_fn: LossFn, *, meta_steps: int, inner_lr: float,
     check_int(msl_phases, "msl_phases", 1)
     inner_steps = check_int(inner_steps, "inner_steps", 1)
     edges = {meta_steps, first_order_steps} | {msl_steps * i // msl_phases
-                                               for i in range(1, msl_phases)}
+                                               for i in range(1, msl_phases + 1)}
     edges = sorted(e for e in edges if 0 < e <= meta_steps)
     schedule, start = [], 0
     for end in edges:

@@ -19,7 +19,7 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 seed = 0            # same seed, same numbers (on one machine)
 amplitude = 4.0     # A of our example task
 phase = 1.0         # φ of our example task
-fit_steps = 5000    # gradient-descent steps when we train "to convergence"
+fit_steps = 5000    # gradient-descent steps for the long fits of section 4
 inner_lr = 0.01     # α: the step size of plain gradient descent
 many_points = 200   # the "lots of data" comparison
 results_path = None # the tests set this to collect a JSON summary

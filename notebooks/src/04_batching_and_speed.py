@@ -339,11 +339,13 @@ display(Markdown(
     f"{1e3 * fixedN:.3f} ms for `optimize` with {chunk} steps per call on the same fixed meta-batch.\n"
     f"- Sampling inside vs the fixed meta-batch: {1e3 * (samp1 - fixed1):+.3f} ms per step at one "
     f"step per call, {1e3 * (sampN - fixedN):+.3f} ms at {chunk} per call. "
-    + ("Both pairs say sampling costs time; how much they differ is this machine's timing noise "
-       "(the load is printed above the table)." if min(samp1 - fixed1, sampN - fixedN) > 0 else
-       "One pair says sampling is free or faster: at this load (printed above the table) the timing "
-       "noise is larger than the cost of sampling; BENCHMARKS.md, \"Sinusoid meta-training speed\", "
-       "measured it on a quiet machine.")))
+    + ("Both pairs say sampling costs time; this run does not separate how much of their "
+       "difference is timing noise and how much a cost per call (the one-step rows make "
+       f"{min(scan_steps, 1000)} calls); the load is printed under the table."
+       if min(samp1 - fixed1, sampN - fixedN) > 0 else
+       "One pair says sampling is free or faster, which it cannot be: at this load (printed under "
+       "the table) the timing noise is larger than the cost of sampling; BENCHMARKS.md, "
+       "\"Sinusoid meta-training speed\", measured it on a quiet machine.")))
 
 # %% [markdown]
 # The meta-step's arithmetic is the same in every row (the sampling rows add the

@@ -167,6 +167,8 @@ for name in objectives:
              for k in ("5", "10") for n in (1, 10)]
     rows.append(f"| {name} | {logs[name]['ms_per_step']:.3f} | " + " | ".join(cells) + " |")
 display(Markdown("\n".join(rows)))
+print("tasks left out of a mean as diverged (of the same", config.eval_tasks, "per K):",
+      {name: {k: metrics[name][k]["diverged_tasks"] for k in ("5", "10", "20")} for name in objectives})
 
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.2), sharey=True, constrained_layout=True)
 for ax, k in zip(axes, ("5", "10", "20")):

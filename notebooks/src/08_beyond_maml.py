@@ -153,10 +153,11 @@ for until, objective in mamlpp_plan.schedule:
 
 # %% [markdown]
 # Read the weights: they start equal and move towards the last step in stairs of 700
-# meta-steps. The stair that the recipe's annealing (`msl_steps`, by default the first
-# 10% of training, 7,000 steps) should reach at step 7,000 — 0.006 for the early steps —
-# only begins with the second-order phase, at step 23,333: the recipe cuts no phase at
-# `msl_steps` itself, and the shipped MAML++ run trained with this schedule.
+# meta-steps; from `msl_steps` (by default the first 10% of training, 7,000 steps) on,
+# the early steps keep a floor of 0.006 each and the last step takes the rest. (The
+# official code, HowToTrainYourMAMLPytorch, uses the last step's loss alone once its
+# annealing epochs end; the floor is our choice, `multi_step_weights(floor=...)`.) Second order begins at
+# step 23,333, a third of the run.
 #
 # One setting of MAML++ needs care: `rate_meta_lr`, Adam's learning rate for the learned
 # rates. Adam's step on each parameter is of the order of its learning rate whatever the
@@ -511,7 +512,7 @@ try:
     print(f"Flax NNX: meta-loss {own_model['flax_nnx'][0]:.3f} → {own_model['flax_nnx'][1]:.3f} "
           f"over {own_model_steps} steps; ANIL adapts {sum(anil_nnx.adapt)} of {len(anil_nnx.adapt)} tensors")
 except ImportError:
-    print("flax is not installed: pip install flax (or minimaml[dev])")
+    print("flax is not installed: pip install flax (or minimaml[notebooks])")
 
 try:
     import equinox as eqx
@@ -525,7 +526,7 @@ try:
     own_model["equinox"] = [float(eqx_losses[:50].mean()), float(eqx_losses[-50:].mean())]
     print(f"Equinox: meta-loss {own_model['equinox'][0]:.3f} → {own_model['equinox'][1]:.3f} over {own_model_steps} steps")
 except ImportError:
-    print("equinox is not installed: pip install equinox (or minimaml[dev])")
+    print("equinox is not installed: pip install equinox (or minimaml[notebooks])")
 
 # %% [markdown]
 # **BatchNorm's running statistics.** Not supported as trained state, and here is
@@ -567,7 +568,7 @@ for name in family.ALGORITHMS:
     row = table_row("omniglot", name)
     if row and maml_omni:
         cpu_ms = lambda r: r["train_cpu_seconds"] / r["meta_steps"]    # the fair cost on a shared machine
-        compare[f"omniglot {name}"] = {"accuracy": row["accuracy"], "meta_steps": row["meta_steps"],
+        compare[f"omniglot {name}"] = {"accuracy": row["accuracy"], "ci95": row["ci95"], "meta_steps": row["meta_steps"],
                                        "cpu_ratio": cpu_ms(row) / cpu_ms(maml_omni)}
         line.append(f"Omniglot {100 * row['accuracy']:.1f}% in {row['meta_steps']:,} meta-steps, "
                     f"{cpu_ms(row) / cpu_ms(maml_omni):.2f}× MAML's CPU time per meta-step")
@@ -575,8 +576,15 @@ for name in family.ALGORITHMS:
 omniglot_runs = {name: compare[f"omniglot {name}"] for name in family.ALGORITHMS if f"omniglot {name}" in compare}
 by_accuracy = sorted(omniglot_runs, key=lambda n: -omniglot_runs[n]["accuracy"])
 by_steps = sorted(omniglot_runs, key=lambda n: -omniglot_runs[n]["meta_steps"])
-print("Omniglot, in the same CPU budget — by accuracy:", " > ".join(by_accuracy))
-print("                                   by meta-steps reached:", " ≥ ".join(by_steps))
+def overlap(a, b):
+    """Do two runs' 95% intervals overlap?"""
+    return abs(a["accuracy"] - b["accuracy"]) <= a["ci95"] + b["ci95"]
+
+ranking = by_accuracy[:1]
+for better, worse in zip(by_accuracy, by_accuracy[1:]):
+    ranking += [" ≈ " if overlap(omniglot_runs[better], omniglot_runs[worse]) else " > ", worse]
+print("Omniglot, in the same CPU budget — by accuracy (≈: 95% intervals overlap):", "".join(ranking))
+print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".join(by_steps))
 
 # %% [markdown]
 # - **MAML** is the reference; start there when the model is small enough that the

@@ -279,7 +279,7 @@ else:
 # its dependencies, and starts JupyterLab in `notebooks/`. Open a chapter and choose
 # *Run → Run All Cells*. Each notebook takes its size from the cell tagged
 # `parameters` near its top; make the numbers there smaller for a quick pass, or run
-# one from the command line with papermill, e.g.
+# one from the command line with papermill, in `notebooks/`, e.g.
 # `papermill 03_maml_sinusoid.ipynb out.ipynb -p meta_steps 5000`. On Colab, the first
 # cell of each chapter installs minimaml; elsewhere it does nothing (unless the
 # `MINIMAML_INSTALL_FROM` environment variable names a source to install from).

@@ -214,11 +214,11 @@ display(Markdown(
 # ## 5. And with the budget MAML allows?
 #
 # At meta-test time the paper gives the learner K points and **up to 10 gradient
-# steps** (its Fig. 3 plots 0 to 10; its Fig. 2 shows the fit before any step, after 1
-# and after 10; its Table 2, in Appendix C, reports 1, 5 and 10). MAML's steps have the
-# size α it was meta-trained with (the official code's `maml.py` uses its one
-# `update_lr` for every inner step, in training and at test). From a fresh network ten
-# steps of size α barely move the query loss:
+# steps** (its Fig. 2 shows the fit before any step, after 1 and after 10; its Table 2,
+# in Appendix C, reports 1, 5 and 10; its Fig. 3 plots the error step by step). MAML's
+# steps have the size α it was meta-trained with (the official code's `maml.py` uses
+# its one `update_lr` for every inner step, in training and at test). From a fresh
+# network ten steps of size α barely move the query loss:
 
 # %%
 budget = {}

@@ -289,7 +289,7 @@ display(Markdown("\n".join(lines)))
 # along some direction is stable only for α < 2/λ (for other losses only a local
 # guide: the curvature changes as the steps move θ), so we also compute λ_max, the
 # largest eigenvalue in absolute value of each task's support-loss Hessian at θ (what
-# power iteration with Hessian-vector products finds, chapter 2).
+# power iteration finds, built on the Hessian-vector products of chapter 2).
 
 # %%
 k5_tasks = sinusoid.evaluation_tasks(config, 5)
@@ -411,12 +411,12 @@ display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # Read the numbers above with the two causes in mind. Where the overshooting tasks
-# add more to each rise than the others, the rises come from tasks whose support loss
-# also goes up at some step (overshooting), not from tasks that fit their five points
-# ever more closely while the query error grows (overfitting). Does the curvature at θ
-# say which tasks overshoot? Compare the two shares in the line "Of the tasks with
-# λ_max > 2/α …": the curvature at θ explains overshooting only as far as the first
-# share exceeds the second (a task below 2/α at θ can still overshoot once the steps
+# add more to each rise than the others, the rises come mostly from tasks whose support
+# loss also goes up at some step (overshooting), rather than from tasks that fit their
+# five points ever more closely while the query error grows (overfitting). Does the
+# curvature at θ say which tasks overshoot? Compare the two shares in the line "Of the
+# tasks with λ_max > 2/α …": the curvature at θ explains overshooting only as far as
+# the first share exceeds the second (a task below 2/α at θ can still overshoot once the steps
 # have moved it somewhere steeper; one above it may need more than ten steps to show
 # it). What holds by construction: MAML's training takes one step only, so what
 # repeated steps of size α do on a task never enters its objective. Compare the rows

@@ -345,7 +345,7 @@ print(f"{steps} inner steps: |plain − remat| max {remat_diff:.1e}; meta-gradie
 #
 # ## Try it live
 #
-# Every number above comes from the parameters cell: change `inner_lr`, `reptile_steps`
+# Every measured number above comes from the parameters cell: change `inner_lr`, `reptile_steps`
 # or `memory_steps` there (a smaller `meta_steps` for a quick pass) and run the chapter
 # again.
 #

@@ -14,8 +14,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # loop is written out below in cells you can copy: the N-way K-shot task sampler with
 # its label permutation, the softmax cross-entropy loss, the paper's convolutional
 # network, and the `meta_train(...)` call — the same sampler, loss, network and MAML
-# objective that `python -m minimaml.omniglot` runs (section 6 says how). Then a θ meta-trained for three hours of wall time
-# on a shared CPU (section 11's table: 180 min) adapts to new characters in front of
+# objective that `python -m minimaml.omniglot` runs (section 6 says how). Then a θ
+# meta-trained for three hours of wall time on a shared CPU (section 11's table: 180 min) adapts to new characters in front of
 # you, step by step; three baselines show what that θ buys; and a pitfall of BatchNorm
 # shows how a choice the paper does not state moves the reported accuracy.
 #
@@ -332,8 +332,8 @@ print(f"{meta_steps} meta-steps (meta-batch {paper.meta_batch}, {paper.inner_ste
 # `python -m minimaml.omniglot` (`og.train`) trains the same way: the MAML objective
 # that `meta_train` builds, run by the same `train.optimize` loop (it reaches them
 # through `minimaml.family`'s MAML recipe, not through `meta_train` itself), with the
-# library's equal loss (`og.classifier()`); it adds what a run of hours needs: checkpoints and
-# exact resumption, a test evaluation every so many steps, a time limit, a
+# library's equal loss (`og.classifier()`); it adds what a run of hours needs:
+# checkpoints and exact resumption, a test evaluation every so many steps, a time limit, a
 # `metrics.json`. The query loss after adaptation falls; the meta-test below uses the
 # protocol of section 5 on `eval_tasks` fresh tasks from the 423 test characters,
 # with the paper's α and 3 test steps (`og.evaluate`, the fixed tasks of every run

@@ -15,9 +15,9 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # its label permutation, the softmax cross-entropy loss, the paper's convolutional
 # network, and the `meta_train(...)` call — the same sampler, loss, network and MAML
 # objective that `python -m minimaml.omniglot` runs (section 6 says how). Then a θ
-# meta-trained for three hours of wall time on a shared CPU (section 11's table: 180 min) adapts to new characters in front of
-# you, step by step; three baselines show what that θ buys; and a pitfall of BatchNorm
-# shows how a choice the paper does not state moves the reported accuracy.
+# meta-trained for three hours of wall time on a shared CPU (section 11's table:
+# 180 min) adapts to new characters in front of you, step by step; three baselines
+# show what that θ buys; and a pitfall of BatchNorm shows how a choice the paper does not state moves the reported accuracy.
 #
 # **Where the outputs below come from.** A run of this notebook on a CPU (2 shared
 # cores, no GPU). The meta-training run in section 6 is short — it shows the loop

@@ -13,11 +13,11 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # a handwritten character from a *single* example. Every piece of the classification
 # loop is written out below in cells you can copy: the N-way K-shot task sampler with
 # its label permutation, the softmax cross-entropy loss, the paper's convolutional
-# network, and the `meta_train(...)` call — the same library functions that
-# `python -m minimaml.omniglot` runs. Then a θ meta-trained for three hours of wall time
-# on a shared CPU (section 11's table: 180 min) adapts to new characters in front of
-# you, step by step; three baselines show what that θ buys; and a pitfall of BatchNorm
-# shows how a choice the paper does not state moves the reported accuracy.
+# network, and the `meta_train(...)` call — the same sampler, loss, network and MAML
+# objective that `python -m minimaml.omniglot` runs (section 6 says how). Then a θ
+# meta-trained for three hours of wall time on a shared CPU (section 11's table:
+# 180 min) adapts to new characters in front of you, step by step; three baselines
+# show what that θ buys; and a pitfall of BatchNorm shows how a choice the paper does not state moves the reported accuracy.
 #
 # **Where the outputs below come from.** A run of this notebook on a CPU (2 shared
 # cores, no GPU). The meta-training run in section 6 is short — it shows the loop
@@ -103,8 +103,8 @@ print(f"{len(omniglot.ids)} characters x {omniglot.images.shape[1]} drawings of 
 # meta-training, the remaining 423 for the meta-test, chosen irrespective of alphabet —
 # here by a seeded permutation (`og.split_characters`) — so no test character is ever
 # seen in training. (The official code, `data_generator.py` in github.com/cbfinn/maml,
-# meta-trains on 1,100 of the 1,200 and keeps 100 for validation; it tests on the same
-# 423-character remainder.)
+# meta-trains on 1,100 of the 1,200 and keeps 100 for validation; it tests on the 423
+# characters left after its 1,200 — its own shuffle, so not the same characters as here.)
 
 # %%
 config = og.paper_config(ways, shots, filters=filters, eval_tasks=eval_tasks, seed=seed)
@@ -329,9 +329,11 @@ print(f"{meta_steps} meta-steps (meta-batch {paper.meta_batch}, {paper.inner_ste
       f"at α = {paper.inner_lr}, Adam {paper.meta_lr}, second order) in {train_seconds:.0f} s")
 
 # %% [markdown]
-# `python -m minimaml.omniglot` makes this same call (`og.train`), with the library's
-# equal loss (`og.classifier()`), and adds what a run of hours needs: checkpoints and
-# exact resumption, a test evaluation every so many steps, a time limit, a
+# `python -m minimaml.omniglot` (`og.train`) trains the same way: the MAML objective
+# that `meta_train` builds, run by the same `train.optimize` loop (it reaches them
+# through `minimaml.family`'s MAML recipe, not through `meta_train` itself), with the
+# library's equal loss (`og.classifier()`); it adds what a run of hours needs:
+# checkpoints and exact resumption, a test evaluation every so many steps, a time limit, a
 # `metrics.json`. The query loss after adaptation falls; the meta-test below uses the
 # protocol of section 5 on `eval_tasks` fresh tasks from the 423 test characters,
 # with the paper's α and 3 test steps (`og.evaluate`, the fixed tasks of every run

@@ -91,7 +91,7 @@ playground(seed=0)
 #
 # ## 3. The numbers behind the picture
 #
-# `minimaml.widgets.adapt` is the computation behind the widget (all 51 steps at
+# `minimaml.widgets.adapt` is the computation behind the widget (steps 0 to 50 at
 # once), so we can average it over many tasks of the same stream.
 
 # %%

@@ -378,7 +378,6 @@ rising = rises(mean_curve)
 share = {n: (float((curves[overshoot, n] - curves[overshoot, n - 1]).sum() / len(curves)),
              float((curves[~overshoot, n] - curves[~overshoot, n - 1]).sum() / len(curves))) for n in rising}
 k5["rising_steps"], k5["rise_shares"] = rising, {str(n): v for n, v in share.items()}
-steadier = {lr: len(rises(curve)) for lr, curve in by_test_lr.items()}
 lines = [
     f"- {k5['blown_up']} of the {len(blown_up)} tasks blew up (query MSE above {BLOWN_UP_MSE:g} at "
     f"some step); the rest of this section is about the other {k5['tasks']}.",
@@ -401,7 +400,8 @@ lines = [
     + ("— (no such task)" if k5["overshooting_if_not_steep"] is None else f"{100 * k5['overshooting_if_not_steep']:.0f}%") + ".",
     f"- With a smaller step at test time (same θ, same tasks): "
     + "; ".join(f"α = {lr:g}: {curve[1]:.3f} after 1 step, {curve[10]:.3f} after 10, the mean rising "
-                + (f"at {steadier[lr]} step{'s' * (steadier[lr] != 1)}" if steadier[lr] else "at no step")
+                + ("at step" + "s" * (len(rises(curve)) > 1) + " " + ", ".join(map(str, rises(curve)))
+                   if rises(curve) else "at no step")
                 for lr, curve in by_test_lr.items()) + "."]
 if share:
     lines.append("- In this run the overshooting tasks add more than the others at "

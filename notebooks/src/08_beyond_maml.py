@@ -134,7 +134,10 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 # rates (LSLR), the multi-step loss (MSL) and derivative-order annealing (DA). Its
 # per-step BatchNorm statistics and weights (BNRS, BNWB) and the cosine schedule of the
 # meta learning rate (CA) are not in the recipe, so "MAML++" in this chapter's tables
-# means those three.
+# means those three — on the sinusoid. The Omniglot run follows the official code's
+# Omniglot configs, which train second order from the start
+# (`first_order_to_second_order_epoch: -1`; the table's `first_order_steps=0`), so
+# there it is LSLR and MSL without DA.
 #
 # MAML++ switches from first to second order partway. In the training loop that is
 # two compiled objectives, not a branch inside one: `train.optimize_schedule` runs
@@ -591,8 +594,11 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 #   second-order backward pass fits (chapter 5 measures its memory).
 # - **FOMAML** when memory or time per step is the limit. It drops the Hessian term;
 #   chapter 5 compares it with MAML with error bars, and the ratios above give its
-#   cost per meta-step here: next to nothing saved on the sinusoid's small MLP, about
-#   half on Omniglot's conv net.
+#   cost per meta-step here: about half on Omniglot's conv net (CPU time per step);
+#   on the sinusoid's small MLP the shipped table shows next to nothing saved, but
+#   its ms column was timed on a loaded shared machine (BENCHMARKS.md, "The MAML
+#   family: sinusoid": load 5–15, and the same ANIL training is timed there at 0.34
+#   and 0.15 ms), so read section 3's ms column, timed in this kernel, for that one.
 # - **Meta-SGD** when one fine-tuning step is all you will take: it learns the step
 #   entry by entry, its one-step cells are its best, and on the sinusoid they beat MAML's
 #   one step (K = 10: 0.203 against 0.371, printed above). Its rates are learned
@@ -612,7 +618,8 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 #   meta-step of the first six (the ratios above); in the Omniglot CPU budget it
 #   reached far fewer meta-steps than MAML (180 against 990) and a lower accuracy (the
 #   two rankings printed above) — a statement about that budget, not about MAML++
-#   trained to the end; and it is three of the paper's six changes (section 2).
+#   trained to the end; and it is three of the paper's six changes, on Omniglot two
+#   (section 2).
 # - **Reptile** when you want no meta-gradient at all — no second derivatives, no
 #   query/support split — for instance with models or losses awkward to differentiate
 #   twice. In our settings it ended far below MAML on Omniglot in the CPU budget (the
@@ -625,7 +632,7 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 #   with 16 inner steps and CG per meta-step it is the dearest per meta-step in the
 #   Omniglot table, and in the CPU budget it reached 180 meta-steps (MAML 990) and the
 #   lowest accuracy of the seven, 56.5% (the printout above); after so few steps that
-#   says little about where it would end. It has the most settings to get right (λ, the inner solver's step and
+#   says little about where it would end. It has four settings to get right (λ, the inner solver's step and
 #   count, CG steps) and its θ is tuned to the inner solver it trained with: fine-tune
 #   it the same way (here, SGD at the α of its inner solve, as the authors' code does
 #   at test time); the printout of section 4 shows what plain SGD at MAML's α does from

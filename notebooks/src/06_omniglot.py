@@ -11,10 +11,12 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 #
 # **What you will learn.** How the MAML code that fitted sine waves learns to recognise
 # a handwritten character from a *single* example. Every piece of the classification
-# loop is written out below in cells you can copy: the N-way K-shot task sampler with
-# its label permutation, the softmax cross-entropy loss, the paper's convolutional
-# network, and the `meta_train(...)` call — the same sampler, loss, network and MAML
-# objective that `python -m minimaml.omniglot` runs (section 6 says how). Then a θ
+# loop is in cells below that you can copy: the N-way K-shot task sampler with its
+# label permutation and the softmax cross-entropy loss, written out and checked against
+# the library's; the paper's convolutional network, from `minimaml.nets` (its layers
+# printed, its two ways of computing the convolution checked against each other); and
+# the `meta_train(...)` call — the same sampler, loss, network and MAML objective that
+# `python -m minimaml.omniglot` runs (section 6 says how). Then a θ
 # meta-trained for three hours of wall time on a shared CPU (section 11's table:
 # 180 min) adapts to new characters in front of you, step by step; three baselines
 # show what that θ buys; and a pitfall of BatchNorm shows how a choice the paper does not state moves the reported accuracy.
@@ -600,8 +602,9 @@ display(Markdown(f"**Omniglot, the paper's four settings: Finn et al. (2017), Ta
 # settings on the CPU", gives its measured speed). The paper's budget is a job for a
 # GPU: `benchmarks/omniglot_gpu.py` is a prepared script for one (tasks/s, then a
 # 5-way 1-shot run of up to 60,000 steps, as many as the time left allows). On an NVIDIA
-# H200 it trained 42,000 meta-steps in 277 s and reached 99.25 ± 0.15%; at its measured
-# rate the paper's 60,000 steps would take 6.8 min there (BENCHMARKS.md, "Omniglot MAML
+# H200 it trained 42,000 meta-steps in 277 s and reached 99.25 ± 0.15%; at the rate its
+# speed test measured for that configuration (6.79 ms per meta-iteration) the paper's
+# 60,000 steps would take 6.8 min there (BENCHMARKS.md, "Omniglot MAML
 # on a GPU", which also has two-minute runs of the 5-way 5-shot and 20-way 1-shot
 # settings). Every number computed in this chapter comes from a CPU.
 #

@@ -166,6 +166,10 @@ display(Markdown(f"**α**, K = 10, {num_tasks} tasks, 50 steps (a task diverges 
                  f"passes 1,000 or stops being finite; the error removed is over the others):\n\n" + "\n".join(lines)))
 
 # %% [markdown]
+# Every mean in this section leaves out the tasks whose fine-tuning diverged within the
+# 50 steps, by the widget's rule: `mean_curves` averages only the others. The α table
+# prints how many it left out; the K = 1…5 table does not.
+#
 # (Chapter 3 runs the full meta-test: 600 fresh tasks per K, 0 to 10 steps, with 95%
 # confidence intervals as the paper's official code computes them — chapter 3,
 # section 4.)

@@ -171,8 +171,10 @@ display(Markdown(f"**α**, K = 10, {num_tasks} tasks, 50 steps (a task diverges 
 
 # %% [markdown]
 # Every mean in this section leaves out the tasks whose fine-tuning diverged within the
-# 50 steps, by the widget's rule: `mean_curves` averages only the others. Both tables
-# say how many they left out.
+# 50 steps, by the widget's rule: `mean_curves` averages only the others. The K = 1…5
+# and α tables say how many they left out; the first table does not (its K = 10 rows
+# are the α table's row α = 0.01, its MAML and pretrained K = 5 rows the K = 1…5
+# table's K = 5; its random K = 5 row has no count printed anywhere).
 #
 # (Chapter 3 runs the full meta-test: 600 fresh tasks per K, 0 to 10 steps, with 95%
 # confidence intervals as the paper's official code computes them — chapter 3,

@@ -10,7 +10,7 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # # Chapter 8 — Beyond MAML: the family on one inner loop
 #
 # **What you will learn.** MAML's best-known relatives — first-order MAML, Meta-SGD,
-# ANIL, MAML++, Reptile and iMAML — are not seven programs. Each changes one or two
+# ANIL, MAML++, Reptile and iMAML — are not seven programs. Each changes one to three
 # things about the same inner loop: the step size, which parameters move, which losses
 # count, or how the meta-gradient is obtained. `minimaml.maml.inner_loop` has those
 # knobs (all off by default, where it is exactly chapter 3's MAML; tests/test_family.py
@@ -60,7 +60,8 @@ support = (task.support_x[0], task.support_y[0])
 # ## 1. One inner loop, four knobs
 #
 # Chapter 1's inner loop is θ' = θ − α∇L_support(θ), repeated. `inner_loop` (and so
-# `task_loss`, `maml_objective`, `meta_train`) takes four more settings:
+# `task_loss` and `maml_objective`; `train.meta_train` passes on `adapt` only, and
+# `family.meta_train` sets the others through a recipe) takes four more settings:
 #
 # | knob | what it means | off (MAML) |
 # |---|---|---|
@@ -159,7 +160,8 @@ for until, objective in mamlpp_plan.schedule:
 # meta-steps; from `msl_steps` (by default the first 10% of training, 7,000 steps) on,
 # the early steps keep a floor of 0.006 each and the last step takes the rest. (The
 # official code, HowToTrainYourMAMLPytorch, uses the last step's loss alone once its
-# annealing epochs end; the floor is our choice, `multi_step_weights(floor=...)`.) Second order begins at
+# annealing epochs end; its minimum weight for the early steps is the same 0.03/5 = 0.006,
+# and keeping them there after the annealing is our choice, `multi_step_weights(floor=...)`.) Second order begins at
 # step 23,333, a third of the run.
 #
 # One setting of MAML++ needs care: `rate_meta_lr`, Adam's learning rate for the learned

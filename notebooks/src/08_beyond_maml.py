@@ -10,7 +10,7 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # # Chapter 8 — Beyond MAML: the family on one inner loop
 #
 # **What you will learn.** MAML's best-known relatives — first-order MAML, Meta-SGD,
-# ANIL, MAML++, Reptile and iMAML — are not seven programs. Each changes one or two
+# ANIL, MAML++, Reptile and iMAML — are not seven programs. Each changes one to three
 # things about the same inner loop: the step size, which parameters move, which losses
 # count, or how the meta-gradient is obtained. `minimaml.maml.inner_loop` has those
 # knobs (all off by default, where it is exactly chapter 3's MAML; tests/test_family.py
@@ -156,7 +156,8 @@ for until, objective in mamlpp_plan.schedule:
 # meta-steps; from `msl_steps` (by default the first 10% of training, 7,000 steps) on,
 # the early steps keep a floor of 0.006 each and the last step takes the rest. (The
 # official code, HowToTrainYourMAMLPytorch, uses the last step's loss alone once its
-# annealing epochs end; the floor is our choice, `multi_step_weights(floor=...)`.) Second order begins at
+# annealing epochs end; keeping a floor after them is our choice, `multi_step_weights(floor=...)`;
+# its value, 0.03/5, is the official code's lower clamp on those weights during annealing.) Second order begins at
 # step 23,333, a third of the run.
 #
 # One setting of MAML++ needs care: `rate_meta_lr`, Adam's learning rate for the learned
@@ -590,9 +591,12 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 # - **MAML** is the reference; start there when the model is small enough that the
 #   second-order backward pass fits (chapter 5 measures its memory).
 # - **FOMAML** when memory or time per step is the limit. It drops the Hessian term;
-#   chapter 5 compares it with MAML with error bars, and the ratios above give its
-#   cost per meta-step here: next to nothing saved on the sinusoid's small MLP, about
-#   half on Omniglot's conv net.
+#   chapter 5 compares it with MAML with error bars. Its cost per meta-step: about half
+#   of MAML's on Omniglot's conv net (the CPU-time ratio above), and about half on the
+#   sinusoid's small MLP too when the machine is quiet (BENCHMARKS.md, "Sinusoid
+#   meta-training speed": 0.198 against 0.377 ms; this kernel's race in section 3). The
+#   sinusoid ratio above (0.96×) comes from a table timed at load 5-15, whose two
+#   identically trained ANIL rows differ in ms by more than 2×: too noisy for that.
 # - **Meta-SGD** when one fine-tuning step is all you will take: it learns the step
 #   entry by entry, its one-step cells are its best, and on the sinusoid they beat MAML's
 #   one step (K = 10: 0.203 against 0.371, printed above). Its rates are learned
@@ -625,7 +629,7 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 #   with 16 inner steps and CG per meta-step it is the dearest per meta-step in the
 #   Omniglot table, and in the CPU budget it reached 180 meta-steps (MAML 990) and the
 #   lowest accuracy of the seven, 56.5% (the printout above); after so few steps that
-#   says little about where it would end. It has the most settings to get right (λ, the inner solver's step and
+#   says little about where it would end. It has several settings to get right (λ, the inner solver's step and
 #   count, CG steps) and its θ is tuned to the inner solver it trained with: fine-tune
 #   it the same way (here, SGD at the α of its inner solve, as the authors' code does
 #   at test time); the printout of section 4 shows what plain SGD at MAML's α does from

@@ -1,12 +1,12 @@
 """Omniglot's splits and its N-way K-shot task sampler.
 
-Splits (the paper's, after Santoro et al. 2016): characters are ordered by their
-official id (1..1623, the ``NNNN`` of ``NNNN_DD.png``); ``np.random.default_rng(split_seed)
-.permutation(1623)`` is drawn, its first 1,200 positions are the meta-training
-characters and the remaining 423 the meta-test characters — irrespective of alphabet,
-disjoint by construction. Classes are augmented with rotations by multiples of 90°:
-every sampled character gets a random quarter-turn, applied to all its drawings in
-that task.
+Splits (the paper's Section 5.2, after Vinyals et al. 2016; rotations after Santoro et al.
+2016): characters are ordered by their official id (1..1623, the ``NNNN`` of
+``NNNN_DD.png``); ``np.random.default_rng(split_seed).permutation(1623)`` is drawn, its
+first 1,200 positions are the meta-training characters and the remaining 423 the
+meta-test characters — irrespective of alphabet, disjoint by construction. Classes are
+augmented with rotations by multiples of 90°: every sampled character gets a random
+quarter-turn, applied to all its drawings in that task.
 
 Tasks: N-way K-shot with Q queries per class, sampled on device with ``jax.random``
 (:func:`sample_tasks`): N distinct characters, each with its own rotation and K + Q

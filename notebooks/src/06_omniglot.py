@@ -43,6 +43,7 @@ results_path = None
 
 # %%
 import json
+import os
 import pathlib
 import time
 
@@ -62,7 +63,8 @@ from minimaml.progress import ProgressBar
 from minimaml.train import meta_train
 
 plt.rcParams.update({"figure.dpi": 75})
-print("JAX", jax.__version__, "on", jax.devices())
+print("JAX", jax.__version__, "on", jax.devices(), f"; {os.cpu_count()} CPU cores visible, "
+      f"1-minute load average {os.getloadavg()[0]:.1f}")
 
 # %% [markdown]
 # ## 1. From regression to classification: what changes, what does not

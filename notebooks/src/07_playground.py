@@ -25,8 +25,8 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # plot is each network's error on 100 fresh points of the task after every step
 # 0…50; the readout under it gives the numbers at the current step.
 #
-# Nothing here retrains anything: every slider move re-runs (or just indexes) the
-# inner loop of `minimaml.maml`, the same one chapter 3 meta-trained through. The
+# No slider move retrains anything: each re-runs (or just indexes) the inner loop
+# of `minimaml.maml`, the same one chapter 3 meta-trained through. The
 # kernel sends the numbers and your browser draws them (BENCHMARKS.md, "Widget
 # latency", has how long a move takes from key press to screen). The widget needs a
 # live kernel; a saved copy shows a still picture whose title gives the settings.

@@ -62,9 +62,26 @@ def _notebook(folder):
     return folder
 
 
+def _screenshot(locator):
+    """The element's pixels, or None while it is being re-rendered (a widget's display is
+    replaced once after its first draw; the locator finds the new element next time)."""
+    from playwright.sync_api import Error
+    try:
+        return locator.screenshot()
+    except Error as err:
+        if "not attached" in str(err):
+            return None
+        raise
+
+
 def _screenshot_with_ink(locator, minimum=3000):
-    return lab.wait_for(lambda: (lambda png: png if lab.ink(png) > minimum else None)(
-        locator.screenshot()), "the figure to be drawn", timeout=TIMEOUT_S)
+    return lab.wait_for(lambda: (lambda png: png if png and lab.ink(png) > minimum else None)(
+        _screenshot(locator)), "the figure to be drawn", timeout=TIMEOUT_S)
+
+
+def _changed_from(before, locator, minimum):
+    png = _screenshot(locator)
+    return png if png and lab.changed_pixels(before, png) > minimum else None
 
 
 def _check_layout(page, width):
@@ -130,8 +147,7 @@ def test_widgets_in_jupyterlab(sync_playwright, omniglot_available, tmp_path):
             expect(page.locator(".minimaml-playground .minimaml-shots .widget-readout")
                    ).to_have_text("13")
             expect(readout).to_contain_text("K = 13")
-            after = lab.wait_for(lambda: (lambda png: png if lab.changed_pixels(before, png) > 200
-                                          else None)(figure.screenshot()),
+            after = lab.wait_for(lambda: _changed_from(before, figure, 200),
                                  "the figure to change", timeout=30)
             (ARTIFACTS / "playground_before.png").write_bytes(before)
             (ARTIFACTS / "playground_after.png").write_bytes(after)
@@ -147,6 +163,7 @@ def test_widgets_in_jupyterlab(sync_playwright, omniglot_available, tmp_path):
             # Omniglot: probabilities after each step, a new task.
             omni = page.locator(".minimaml-omniglot")
             expect(omni.locator(".minimaml-readout")).to_contain_text("queries right")
+            expect(omni.locator(".minimaml-compiling")).to_have_count(0)
             expect(omni.locator(".minimaml-queries img")).to_have_count(10)
             text = omni.locator(".minimaml-readout").inner_text()
             queries = omni.locator(".minimaml-queries").inner_html()
@@ -204,7 +221,7 @@ def test_playground_app_in_voila(sync_playwright, omniglot_available, tmp_path):
             handle.focus()
             handle.press("ArrowLeft")
             expect(readout).to_contain_text("9 steps")
-            lab.wait_for(lambda: lab.changed_pixels(before, figure.screenshot()) > 50,
+            lab.wait_for(lambda: _changed_from(before, figure, 50),
                          "the figure to change", timeout=30)
             page.locator(".lm-TabBar-tab, .p-TabBar-tab, .widget-tab .lm-TabBar-tab",
                          has_text="Omniglot").first.click()

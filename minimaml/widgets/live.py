@@ -91,7 +91,7 @@ class LiveWidget(widgets.VBox):
 
     def start(self, first_draw: Any, what: str) -> None:
         """Show the shell with "compiling… ``what``" (in a kernel), run ``first_draw()``,
-        then clear the line and refresh the still picture."""
+        refresh the still picture, then clear the line."""
         started = time.perf_counter()
         self.status.value = (f"<span class='minimaml-compiling'>⏳ compiling… {what} "
                              f"(JAX compiles once; the sliders then run without it)</span>")
@@ -106,10 +106,12 @@ class LiveWidget(widgets.VBox):
         self.shell_seconds = time.perf_counter() - started
         first_draw()
         self.first_draw_seconds = time.perf_counter() - started
-        self.status.value = ""
         if self._display_id is not None:
+            # Replacing the display re-renders the widget in the browser; the "compiling…"
+            # line goes only after that, so nobody grabs a slider that is about to be redrawn.
             from IPython.display import update_display
             update_display(self._bundle(), raw=True, display_id=self._display_id)
+        self.status.value = ""
 
     # -- stills --
     def still_figure(self) -> Any:

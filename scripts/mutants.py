@@ -50,20 +50,29 @@ NETS = ["tests/test_nets.py",
         "tests/test_omniglot.py::test_batch_norm_normalises_each_channel_over_the_batch_and_positions",
         "tests/test_omniglot.py::test_conv_net_predictions_depend_on_the_batch_symmetrically"]
 # The fast tests that the core modules' mutants run against (issue 17: under 2 minutes).
+# test_boundaries holds the tests written for earlier survivors; test_family drives the
+# generalised inner loop of maml.py (rates, masks, per-step weights) that the family uses;
+# test_devices' fast tests take the sharded paths of train and evaluate on one device.
 CORE_TESTS = [*LINEAR, *LOSSES, *TRAINING, *MLP, *CONVERGENCE, "tests/test_maml.py",
-              "tests/test_train.py", *NETS]
+              "tests/test_train.py", *NETS, "tests/test_boundaries.py", "tests/test_family.py",
+              "tests/test_devices.py"]
 # Tests that run first for a module's mutants (the rest of its group's tests follow), so
 # that a mutant dies in the tests most likely to see it, before the others compile.
 FIRST = {
     "maml": [*LINEAR, *MLP, "tests/test_maml.py"],
     "train": [*TRAINING, "tests/test_train.py"],
-    "evaluate": ["tests/test_train.py"],
+    "evaluate": ["tests/test_train.py", "tests/test_devices.py"],
     "losses": [*LOSSES, *LINEAR],
     "nets": NETS,
+    "family/algorithms": ["tests/test_family.py"],
+    "family/imaml": ["tests/test_family.py"],
+    "family/objectives": ["tests/test_family.py"],
 }
 # group: (modules, tests run against their mutants, default sample size)
 GROUPS = {
     "core": (["maml", "train", "evaluate", "losses", "nets"], CORE_TESTS, 100),
+    "family": (["family/algorithms", "family/imaml", "family/objectives"],
+               ["tests/test_family.py", *LINEAR], 20),
     "widgets": (["widgets/sinusoid_adaptation", "widgets/canvas", "widgets/playground"],
                 [ORACLE + "each_playground_curve_is_the_theta_its_label_names",
                  "tests/test_widgets.py"], 20),

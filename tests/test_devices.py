@@ -129,6 +129,19 @@ def test_one_device_changes_nothing():
     assert task_sharding(None) is None and task_sharding(1) is None
 
 
+def test_tasks_split_over_devices_are_padded_with_the_last_task():
+    """The rule behind an uneven split (tested end to end in the sharded subprocess run;
+    here in-process, where only one device exists): 5 tasks over 4 devices become 4 rows
+    of 2, the last task repeated to fill; a count that divides is only reshaped."""
+    from minimaml.evaluate import _split_rows
+    tasks = np.arange(10.0).reshape(5, 2)
+    split = np.asarray(_split_rows(tasks, 4))
+    assert split.shape == (4, 2, 2)
+    np.testing.assert_array_equal(split.reshape(8, 2)[:5], tasks)
+    np.testing.assert_array_equal(split.reshape(8, 2)[5:], np.repeat(tasks[-1:], 3, axis=0))
+    np.testing.assert_array_equal(np.asarray(_split_rows(tasks, 5)), tasks.reshape(5, 1, 2))
+
+
 def test_task_mesh_takes_a_count_a_list_or_a_mesh():
     mesh = task_mesh(1)
     assert mesh.axis_names == (TASK_AXIS,) and mesh.size == 1

@@ -448,6 +448,63 @@ def test_mamlpp_weights_reach_the_last_step_at_msl_steps():
     assert final[-1] > 0.95 and np.isclose(final.sum(), 1.0)
 
 
+def test_mamlpp_default_phases_are_a_tenth_for_msl_and_a_third_first_order():
+    """The documented defaults: the weights anneal over the first 10% of meta-steps in 10
+    stairs, and the first third runs first order."""
+    params = mlp_init(jax.random.key(0))
+    the_plan = family.plan("mamlpp", params, sine_loss, meta_steps=300, inner_lr=0.01,
+                           inner_steps=2)
+    assert [until for until, _ in the_plan.schedule] == [*range(3, 31, 3), 100, 300]
+    assert [objective.first_order for _, objective in the_plan.schedule] == [True] * 11 + [False]
+    np.testing.assert_array_equal(np.asarray(the_plan.schedule[-2][1].query_weights),
+                                  family.multi_step_weights(2, 1.0))
+
+
+def test_imaml_objective_defaults_are_the_recipe_defaults():
+    """ImamlObjective built by hand solves the inner problem as family.imaml does."""
+    import inspect
+    recipe = inspect.signature(family.imaml).parameters
+    by_hand = family.ImamlObjective(sine_loss, 0.01)
+    for name in ("inner_steps", "reg", "cg_steps"):
+        assert getattr(by_hand, name) == recipe[name].default, name
+    planned = family.plan("imaml", PARAMS, sine_loss, meta_steps=5, inner_lr=0.01)
+    assert planned.schedule[0][1] == by_hand
+
+
+def test_a_learner_trajectory_of_zero_steps_is_theta():
+    learned = family.Learned(PARAMS, 0.01)
+    trajectory = learned.trajectory(sine_loss, SUPPORT, 0)
+    assert trajectory.losses.shape == (1,)
+    for start, theta in zip(jax.tree.leaves(trajectory.params), jax.tree.leaves(PARAMS)):
+        np.testing.assert_array_equal(start[0], theta)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("reg=2", ("reg", 2)), ("reg=0.5", ("reg", 0.5)), ("reg=1e-3", ("reg", 1e-3)),
+    ("head=last", ("head", "last")), ("name=a=b", ("name", "a=b"))])
+def test_parse_option(text, expected):
+    name, value = family.parse_option(text)
+    assert (name, value) == expected and type(value) is type(expected[1])
+
+
+@pytest.mark.parametrize("text", ["reg", "=2", ""])
+def test_parse_option_refuses_text_without_name_and_value(text):
+    with pytest.raises(ValueError, match=r"expected NAME=VALUE, got"):
+        family.parse_option(text)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"msl_steps": -1}, r"msl_steps must be an integer >= 0"),
+    ({"msl_phases": 0}, r"msl_phases must be an integer >= 1"),
+    ({"first_order_steps": -2}, r"first_order_steps must be an integer >= 0"),
+    ({"inner_steps": 0}, r"inner_steps must be an integer >= 1")])
+def test_check_recipe_refuses_bad_numbers_before_any_work(options, message):
+    """What a command line's config checks when it is made, before the plan is built."""
+    from minimaml.family.algorithms import check_recipe
+    with pytest.raises(ValueError, match=message):
+        check_recipe("mamlpp", options)
+
+
 def test_schedule_stops_when_on_chunk_says_so():
     params = mlp_init(jax.random.key(0))
     objective = MamlObjective(sine_loss, 0.01)

@@ -164,8 +164,10 @@ def test_bad_inner_steps(steps):
         maml.inner_loop(params, mse_loss(mlp_apply), support, 0.01, steps)
 
 
-def test_xy_shape_mismatch():
+@pytest.mark.parametrize("x_rows, y_rows", [(5, 4), (4, 5)])
+def test_xy_shape_mismatch(x_rows, y_rows):
     params = mlp_init(jax.random.key(0))
-    with pytest.raises(ValueError, match=r"x and y must agree.*x: \(5, 1\), y: \(4, 1\)"):
-        maml.inner_loop(params, mse_loss(mlp_apply), (jnp.zeros((5, 1)), jnp.zeros((4, 1))),
-                        0.01, 1)
+    with pytest.raises(ValueError, match=rf"x and y must agree.*x: \({x_rows}, 1\), "
+                                         rf"y: \({y_rows}, 1\)"):
+        maml.inner_loop(params, mse_loss(mlp_apply),
+                        (jnp.zeros((x_rows, 1)), jnp.zeros((y_rows, 1))), 0.01, 1)

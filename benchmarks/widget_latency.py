@@ -264,10 +264,13 @@ def verdict(rows):
         if median_target and s["figure_median"] > median_target \
                 or p90_target and s["figure_p90"] > p90_target:
             misses.append(f"{widget} {label} at ratio {ratio:g}")
+    renderers = (" Rows marked (ipympl) use matplotlib's renderer (`playground(renderer="
+                 "'ipympl')`), measured for comparison; every widget draws in the browser by "
+                 "default.")
     if not misses:
-        return "Every control's figure meets the target at the load shown."
+        return "Every control's figure meets the target at the load shown." + renderers
     return (f"Figure latency: {len(rows) - len(misses)} of {len(rows)} rows meet the target "
-            f"at the load shown; these miss it: " + "; ".join(misses) + ".")
+            f"at the load shown; these miss it: " + "; ".join(misses) + "." + renderers)
 
 
 def chromium_version(path):

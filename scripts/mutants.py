@@ -50,11 +50,28 @@ NETS = ["tests/test_nets.py",
         "tests/test_omniglot.py::test_batch_norm_normalises_each_channel_over_the_batch_and_positions",
         "tests/test_omniglot.py::test_conv_net_predictions_depend_on_the_batch_symmetrically"]
 # The fast tests that the core modules' mutants run against (issue 17: under 2 minutes).
-# test_boundaries holds the tests written for earlier survivors; test_family drives the
-# generalised inner loop of maml.py (rates, masks, per-step weights) that the family uses;
-# test_devices' fast tests take the sharded paths of train and evaluate on one device.
+# The tests of test_family.py that drive maml.py's generalised inner loop (rates per tensor
+# and per step, masks, per-step query weights) and train.py's schedules; the rest of that
+# file (the recipes themselves) is the family group's.
+INNER_LOOP = ["tests/test_family.py::test_" + name for name in (
+    "anil_meta_gradient_matches_finite_differences",
+    "per_tensor_and_per_entry_rates_meta_gradient_matches_finite_differences",
+    "metasgd_meta_gradient_in_theta_and_alpha_matches_finite_differences",
+    "mamlpp_second_order_meta_gradient_matches_finite_differences",
+    "multi_step_loss_is_the_weighted_sum_of_the_query_loss_after_each_step",
+    "metasgd_with_equal_rates_is_maml", "lslr_with_equal_rates_and_last_step_weight_is_maml",
+    "anil_adapting_everything_is_maml_bitwise", "traced_scalar_rate_gives_maml_to_rounding",
+    "anil_inner_loop_never_differentiates_the_body", "mask_as_predicate_equals_mask_as_pytree",
+    "masked_trajectory_keeps_frozen_params_at_theta", "per_step_rates_are_used_in_order",
+    "a_schedule_of_one_objective_is_the_plain_run_bitwise",
+    "a_schedule_may_switch_after_one_step",
+    "rate_meta_lr_sets_the_size_of_adams_first_step_on_the_rates",
+    "schedule_stops_when_on_chunk_says_so", "bad_inner_lr", "bad_adapt",
+    "bad_query_weights", "bad_schedule")]
+# test_boundaries holds the tests written for earlier survivors; test_devices' fast tests
+# take the sharded paths of train and evaluate on one device, and the uneven split's rule.
 CORE_TESTS = [*LINEAR, *LOSSES, *TRAINING, *MLP, *CONVERGENCE, "tests/test_maml.py",
-              "tests/test_train.py", *NETS, "tests/test_boundaries.py", "tests/test_family.py",
+              "tests/test_train.py", *NETS, "tests/test_boundaries.py", *INNER_LOOP,
               "tests/test_devices.py"]
 # Tests that run first for a module's mutants (the rest of its group's tests follow), so
 # that a mutant dies in the tests most likely to see it, before the others compile.

@@ -413,6 +413,21 @@ def test_a_schedule_of_one_objective_is_the_plain_run_bitwise():
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_schedule_may_switch_after_one_step():
+    """Phases as short as one step: (1, a), (3, b) is a's first step, then b's two."""
+    params = mlp_init(jax.random.key(0))
+    sampler = task_sampler(3, 5, 5)
+    first, second = MamlObjective(sine_loss, 0.01), MamlObjective(sine_loss, 0.02)
+    after_one, state, one_loss = optimize(params, first, sampler, jax.random.key(1), steps=1)
+    expected, _, more = optimize(after_one, second, sampler, jax.random.key(1), steps=3,
+                                 opt_state=state, start_step=1)
+    switched, _, losses = optimize_schedule(params, [(1, first), (3, second)], sampler,
+                                            jax.random.key(1), steps_per_call=1)
+    np.testing.assert_array_equal(losses, np.concatenate([one_loss, more]))
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(switched)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_mamlpp_compiles_two_programs_for_many_phases(count_compilations):
     """Five phases (annealed weights, then second order): one program per derivative order,
     the weights being traced — when the phases' chunks have one length (here 4 steps)."""

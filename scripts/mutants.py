@@ -49,7 +49,6 @@ NETS = ["tests/test_nets.py",
         "tests/test_omniglot.py::test_conv_net_formulations_agree_under_vmap",
         "tests/test_omniglot.py::test_batch_norm_normalises_each_channel_over_the_batch_and_positions",
         "tests/test_omniglot.py::test_conv_net_predictions_depend_on_the_batch_symmetrically"]
-# The fast tests that the core modules' mutants run against (issue 17: under 2 minutes).
 # The tests of test_family.py that drive maml.py's generalised inner loop (rates per tensor
 # and per step, masks, per-step query weights) and train.py's schedules; the rest of that
 # file (the recipes themselves) is the family group's.
@@ -68,8 +67,10 @@ INNER_LOOP = ["tests/test_family.py::test_" + name for name in (
     "rate_meta_lr_sets_the_size_of_adams_first_step_on_the_rates",
     "schedule_stops_when_on_chunk_says_so", "bad_inner_lr", "bad_adapt",
     "bad_query_weights", "bad_schedule")]
-# test_boundaries holds the tests written for earlier survivors; test_devices' fast tests
-# take the sharded paths of train and evaluate on one device, and the uneven split's rule.
+# The fast tests that the core modules' mutants run against (issue 17: under 2 minutes;
+# 125 s on an idle machine, TESTING.md). test_boundaries holds the tests written for
+# earlier survivors; test_devices' fast tests take the sharded paths of train and evaluate
+# on one device, and the uneven split's rule.
 CORE_TESTS = [*LINEAR, *LOSSES, *TRAINING, *MLP, *CONVERGENCE, "tests/test_maml.py",
               "tests/test_train.py", *NETS, "tests/test_boundaries.py", *INNER_LOOP,
               "tests/test_devices.py"]

@@ -227,10 +227,12 @@ display(Markdown("\n".join(lines)))
 #   separate the two methods' final errors; the cost line says what FOMAML saves per
 #   meta-step, and the training-loss line how often it lagged during training.
 # - **The angle.** An angle of tens of degrees between the meta-batch gradients means
-#   the term FOMAML drops is *not* small (chapter 2, section 5, saw the same task by
-#   task at the MAML-trained θ; at the random initialisation it was tiny). A
-#   direction within 90° of the true gradient still descends, and Adam averages over
-#   many noisy steps: if FOMAML's final error matches MAML's while the angle stays
+#   the term FOMAML drops is *not* small; the printed |dropped term| / |full| says
+#   how large. Chapter 2 (section 5) saw the same task by task at the MAML-trained θ;
+#   at the random initialisation the term was small, ≈ 2α/(1 − 2α) of the full
+#   meta-gradient, for the reason its section 6 gives. A direction within 90° of the
+#   true gradient still descends, and Adam averages over many noisy steps: if
+#   FOMAML's final error cannot be told apart from MAML's while the angle stays
 #   large, then "the dropped term is small" is not the reason it works here.
 # - **Reptile**, with our untuned settings (`reptile_steps` SGD steps of
 #   `reptile_inner_lr` on support and query together), never trained for a one-step,
@@ -345,7 +347,7 @@ print(f"{steps} inner steps: |plain − remat| max {remat_diff:.1e}; meta-gradie
 #
 # ## Try it live
 #
-# Every measured number above comes from the parameters cell: change `inner_lr`, `reptile_steps`
+# Every measured number above is computed from the settings in the parameters cell: change `inner_lr`, `reptile_steps`
 # or `memory_steps` there (a smaller `meta_steps` for a quick pass) and run the chapter
 # again.
 #

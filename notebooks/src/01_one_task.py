@@ -52,7 +52,7 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # | K ("K-shot") | `support_size` | how many labelled points we may learn from |
 # | support set (the K datapoints D of the paper's Algorithm 2) | `support_x, support_y`, shapes `(K, 1)` | the K points we fine-tune on |
 # | query set (D′ᵢ in Algorithm 2) | `query_x, query_y`, shapes `(Q, 1)` | fresh points of the *same* task, never fitted: they measure the adapted network (and, in meta-training, give line 10 of Algorithm 2 its loss) |
-# | L_T(f_θ) | `sinusoid.sine_loss(params, (x, y))` | mean squared error of the network on a set (the paper's Eq. 2 writes a sum over the points; the official code's `mse` in `utils.py` takes the mean, as minimaml does, and α = 0.01 goes with that scale) |
+# | L_T(f_θ) | `sinusoid.sine_loss(params, (x, y))` | mean squared error of the network on a set (the paper's Eq. 2 writes a sum over the points; its Section 5.1 calls the sinusoid loss the mean-squared error and pairs it with α = 0.01, and the official code's `mse` in `utils.py` takes the mean, as minimaml does — though that code's sinusoid command runs with its default α = 0.001, see chapter 3) |
 # | θ | `params` | the network's weights: a list of `{"w", "b"}` dicts |
 #
 # `sinusoid.sample_tasks(key, num_tasks, support_size, query_size)` draws whole batches
@@ -127,8 +127,9 @@ print(f"support loss: {sinusoid.sine_loss(params, support5):.3f} before, "
 
 # %% [markdown]
 # That loop is exactly what `minimaml.maml.inner_loop` does — it is the *inner loop* of
-# MAML — except that it runs the steps inside one `lax.scan` (its body is traced once,
-# so the compile time does not grow with the number of steps) and can return the whole
+# MAML — except that it runs the steps inside one `lax.scan` (its body is traced once
+# and lowered to a single XLA loop, where a Python loop under `jit` would be unrolled
+# step by step: the `jax.lax.scan` documentation) and can return the whole
 # trajectory of parameters. We check the two
 # agree, then use the library call from here on.
 
@@ -205,10 +206,11 @@ display(Markdown(
     f"network's."))
 
 # %% [markdown]
-# With five or ten points the fitted curve passes near its points and misses the
-# function elsewhere (the figure); with many points it does not. The network, the loss
-# and the optimiser are the same in all three: the problem is not the model, it is the
-# data.
+# With five or ten points the fitted curve stays close to its points (the support
+# MSEs of the table) and misses the function elsewhere (the figure, and the query
+# MSEs); with many points it does not. The network, the loss and the optimiser are the
+# same in all three, and the many-point fit shows the network can represent this sine
+# wave: the problem is not the model, it is the data.
 
 # %% [markdown]
 # ## 5. And with the budget MAML allows?

@@ -13,8 +13,9 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 # points with plain SGD, side by side:
 #
 # - **MAML** — the initialisation meta-learned in chapter 3 (the package ships one
-#   trained with the paper's configuration for 70,000 meta-steps, the official code's
-#   sinusoid budget; `minimaml/data/README.md` says how it was made),
+#   trained with the paper's configuration (Section 5.1) for 70,000 meta-steps, the
+#   official code's sinusoid budget (`--metatrain_iterations=70000`, as chapter 3
+#   says); `minimaml/data/README.md` says how it was made),
 # - **pretrained** — one network trained to regress *all* tasks at once, the paper's
 #   baseline (Section 5.1),
 # - **random** — a fresh network, what chapter 1 started from.
@@ -73,9 +74,9 @@ playground(seed=0)
 # - **Steps 0 → 1.** At steps = 0 each network predicts what it predicts for *every*
 #   task. For the random one that is ≈ 0 (its weights are tiny: chapter 2, section 6).
 #   The pretrained one approximates the best single function for all tasks,
-#   f*(x) = −(2/π)·E[A]·cos x ≈ −1.62·cos x (chapter 3 derives it: the phases lie in
-#   [0, π], so the average sine wave is not zero; section 3 below compares the two at
-#   x = 0). Now take one step and compare how far each curve moves.
+#   f*(x) = −(2/π)·E[A]·cos x ≈ −1.62·cos x (chapter 3, section 3, derives it: the
+#   phases lie in [0, π], so the average sine wave is not zero; section 3 of this
+#   chapter compares the two at x = 0). Now take one step and compare how far each curve moves.
 # - **K = 1…5.** How few points does MAML need?
 # - **Press ▶.** Over 50 steps, which network gets most of its way in the first few?
 # - **α up.** MAML was meta-trained for α = 0.01. Push α towards 0.1 and watch for
@@ -220,10 +221,11 @@ display(Markdown(f"Query MSE over the same {num_tasks} tasks, K = 10, α = 0.01:
 # `check_…` call runs your function on fresh inputs against a reference and says
 # `correct`, or what differs. Solutions: `notebooks/solutions/07_playground.ipynb`.
 #
-# **1. The largest stable step size.** Gradient descent with step α on a loss of
-# curvature λ is stable only for α < 2/λ. Return 2/λ_max for the support loss at
-# `params`, with λ_max the largest-magnitude eigenvalue of its Hessian, found by power
-# iteration with Hessian-vector products (chapter 2) — about 100 of them.
+# **1. The largest stable step size.** Gradient descent with step α on a quadratic
+# loss of curvature λ is stable only for α < 2/λ (for other losses only a local guide,
+# as section 2 says). Return 2/λ_max for the support loss at `params`, with λ_max the
+# largest-magnitude eigenvalue of its Hessian, found by power iteration with
+# Hessian-vector products (chapter 2) — about 100 of them.
 
 # %% tags=["exercise"]
 import jax

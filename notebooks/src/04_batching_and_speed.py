@@ -295,10 +295,14 @@ print(f"jit(vmap step) as a run of {run_steps} calls: "
 # Two rows with the same steps per call but different "samples tasks" entries
 # differ by the cost of sampling *plus* this machine's timing noise: when the two such
 # pairs below disagree (one says sampling is free or even faster), the noise is the
-# larger of the two. On a quiet 2-core Xeon, sampling inside cost about 0.07 ms per
+# larger of the two. On a 2-core Xeon at a load average of about 1 (0.88 before its
+# run, 1.07 after), sampling inside cost about 0.07 ms per
 # meta-step on both cores (0.377 ms against 0.311 ms with one fixed batch) and about
 # 0.04 ms pinned to one (0.292 against 0.249 ms; BENCHMARKS.md, section "Sinusoid
 # meta-training speed").
+# The last line under the table scales two rows to the 70,000 meta-steps of the
+# official code's sinusoid command (`--metatrain_iterations=70000`, as in chapter 3),
+# compilation left out.
 
 # %%
 load_after = load_average()
@@ -460,7 +464,7 @@ for label, steps in (("two full chunks", 2 * per_call), ("one and a half", 3 * p
 # `finetune_curves` (a count, a list of devices, or a mesh with a `"tasks"` axis):
 # params and optimizer state are replicated, the task batch is split along `"tasks"`.
 #
-# This kernel has one device. To see eight, we ask XLA for eight *host devices* — eight
+# This kernel has one device (JAX's default on a CPU). To see eight, we ask XLA for eight *host devices* — eight
 # simulated devices sharing this CPU — and that must be set before JAX starts, so the
 # next cell computes section 3's meta-gradient (`jax.grad(maml.maml_objective)`, the
 # tasks sampled inside the jitted function as `optimize` does) in a fresh Python process

@@ -305,9 +305,11 @@ print(f"loss at a fresh θ: {float(loss_fn(params, batch)):.4f} (ln N = {np.log(
 # images), and query images go through in batches shaped like a training query batch —
 # here one image of each class (`og.query_groups`). Each of the 15 query drawings per
 # class is thus classified in its own group of N. The official code's Omniglot test
-# feeds the same shape: its query set is K drawings per class, like its training query
-# set (`main.py` builds both with `DataGenerator(update_batch_size*2, ...)`), one such
-# group per test task. Section 9 measures the other choice.
+# also feeds its training query shape: its query set is K drawings per class, like its
+# training query set (`main.py` builds both with `DataGenerator(update_batch_size*2, ...)`),
+# one such group per test task. For K = 1 that is our shape, N images, one per class;
+# for K > 1 it is K per class, where our training and test groups keep one per class.
+# Section 9 measures the first alternative above: all 75 queries in one batch.
 #
 # ## 6. Meta-training: the `meta_train` call
 #

@@ -67,7 +67,7 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # | p(T), a batch of tasks T_i ~ p(T) (Section 5.1, Algorithm 2) | `sinusoid.sample_tasks(key, meta_batch, support_size, query_size)` |
 # | meta-batch size (25: the official code's default) | `meta_batch` |
 # | β, the meta step size (Algorithm 2) | `meta_lr` (Adam, as in the paper's Section 5.1; 0.001, the official code's default) |
-# | the meta-update θ ← θ − β∇_θ Σ_i L_Ti(f_θ'_i) | one step of `minimaml.train.meta_train` |
+# | the meta-update θ ← θ − β∇_θ Σ_i L_Ti(f_θ'_i) | one step of `minimaml.train.meta_train` (`sinusoid.train` below runs the same objective through `minimaml.family.meta_train("maml", …)`) |
 #
 # Here is what one meta-batch looks like (6 of its tasks):
 

@@ -11,10 +11,11 @@ if "google.colab" in sys.modules or "MINIMAML_INSTALL_FROM" in os.environ:
 #
 # **What you will learn.** How MAML meta-trains on a distribution of tasks p(T), what
 # the "pretrained" baseline of the paper learns instead (exactly), and how the *meta-test* protocol measures the result: fresh tasks, a fixed
-# fine-tuning budget, error bars. We run the paper's configuration (Section 5.1) on the
-# CPU, with 70,000 meta-steps, meta-batches of 25 tasks and β = 0.001 as in the
-# official code's sinusoid command (`--metatrain_iterations=70000` and its defaults),
-# reproduce the paper's Fig. 2 and its meta-test curves (Fig. 3, and Fig. 6 in its
+# fine-tuning budget, error bars. We run the paper's configuration (Section 5.1), small
+# enough for a CPU (BENCHMARKS.md, "Sinusoid meta-training speed (issue 2)"; section 2
+# prints this run's own wall time), with 70,000 meta-steps, meta-batches of 25 tasks and
+# β = 0.001 as in the official code's sinusoid command (`--metatrain_iterations=70000`
+# and its defaults), redraw the paper's Fig. 2 and its meta-test curves (Fig. 3, and Fig. 6 in its
 # Appendix B), put our numbers next to the paper's, and then look at how much they
 # move with the random seed.
 #
@@ -66,7 +67,7 @@ plt.rcParams.update({"figure.dpi": 75, "axes.grid": True, "grid.alpha": 0.3})
 # | p(T), a batch of tasks T_i ~ p(T) (Section 5.1, Algorithm 2) | `sinusoid.sample_tasks(key, meta_batch, support_size, query_size)` |
 # | meta-batch size (25: the official code's default) | `meta_batch` |
 # | β, the meta step size (Algorithm 2) | `meta_lr` (Adam, as in the paper's Section 5.1; 0.001, the official code's default) |
-# | the meta-update θ ← θ − β∇_θ Σ_i L_Ti(f_θ'_i) | one step of `minimaml.train.meta_train` |
+# | the meta-update θ ← θ − β∇_θ Σ_i L_Ti(f_θ'_i) | one step of `minimaml.train.meta_train` (`sinusoid.train` below runs the same objective through `minimaml.family.meta_train("maml", …)`) |
 #
 # Here is what one meta-batch looks like (6 of its tasks):
 
@@ -209,8 +210,8 @@ display(Markdown(
 # - fine-tunes a copy of θ on each task's K support points with plain SGD of step α,
 #   the same points at every step, for a **fixed budget** of 0 to 10 steps — the same
 #   budget for both models, so neither gets more compute;
-# - measures MSE on 100 **held-out** query points of that task, and reports the mean
-#   over tasks with a 95% confidence interval (1.96 · std / √n, as the official code's
+# - measures MSE on 100 **held-out** query points of that task (`config.eval_query`),
+#   and reports the mean over tasks with a 95% confidence interval (1.96 · std / √n, as the official code's
 #   test does over its 600 tasks).
 #
 # Like the paper, which meta-trains one model with K = 10 and fine-tunes that single
@@ -427,7 +428,8 @@ display(Markdown("\n".join(lines)))
 #
 # The paper's Fig. 2 shows single tasks: the prediction before adaptation, after one
 # step and after ten. We draw one task of large amplitude (easier to see) and show its
-# first 5 and first 10 points, with the query MSE of each curve on the plotting grid.
+# first 5 and first 10 points, with each curve's MSE against the true sine on the
+# plotting grid (x ∈ [−5, 5]).
 
 # %%
 amp, phase = 4.0, 2.0       # a task of our choosing; its points are random
@@ -468,7 +470,8 @@ plt.show()
 # half-width over tasks, averaged over the seeds ("CI ±"), for scale — and, per seed,
 # how many blew up. (Same seed, same numbers is promised on one machine only: XLA's
 # CPU kernels can differ between processor types, so another machine may give other
-# numbers for the same seed; the machine the study ran on is printed.)
+# numbers for the same seed, as BENCHMARKS.md says in "Sinusoid results across seeds
+# (paper config)"; the machine the study ran on is printed.)
 
 # %%
 with importlib.resources.as_file(importlib.resources.files("minimaml") / "data" / "sinusoid_seeds.json") as path:

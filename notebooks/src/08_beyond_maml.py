@@ -123,7 +123,7 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 #
 # | algorithm | the change, in one equation | in code |
 # |---|---|---|
-# | **MAML** (Finn et al. 2017, §2.2, Eq. 1) | θ ← θ − β ∇_θ Σᵢ L_qᵢ(θ − α∇L_sᵢ(θ)) | `family.maml(...)` = `train.meta_train` |
+# | **MAML** (Finn et al. 2017, §2.2, Eqs. 1 and 3) | θ ← θ − β ∇_θ Σᵢ L_qᵢ(θ − α∇L_sᵢ(θ)) | `family.maml(...)` = `train.meta_train` |
 # | **FOMAML** (ibid., §5.2) | ∇_θ ≈ Σᵢ ∇L_qᵢ(θ'ᵢ): treat dθ'/dθ as I | `maml_objective(..., first_order=True)` |
 # | **Meta-SGD** (Li et al. 2017, §3, Alg. 1) | θ' = θ − **α** ∘ ∇L_s(θ), and (θ, **α**) ← (θ, **α**) − β∇Σᵢ L_qᵢ(θ'ᵢ) | `LearnedRates(θ, α)` + `InnerLoopObjective(inner_lr=None)` |
 # | **ANIL** (Raghu et al. 2020, §4) | θ' = (θ_body, θ_head − α∇_head L_s(θ)) | `adapt=[False, False, True]` |
@@ -138,7 +138,9 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 # means those three — on the sinusoid. The Omniglot run follows the official code's
 # Omniglot configs, which train second order from the start
 # (`first_order_to_second_order_epoch: -1`; the table's `first_order_steps=0`), so
-# there it is LSLR and MSL without DA.
+# there it is LSLR and MSL without DA — and, stopped by its CPU budget at 180
+# meta-steps, before the weights' first stair at step 600, it trained with equal
+# step weights throughout (BENCHMARKS.md, "The MAML family: omniglot").
 #
 # MAML++ switches from first to second order partway. In the training loop that is
 # two compiled objectives, not a branch inside one: `train.optimize_schedule` runs
@@ -537,7 +539,8 @@ except ImportError:
 # **BatchNorm's running statistics.** Not supported as trained state, and here is
 # why. MAML's BatchNorm — the paper's code and our conv net — normalises with the
 # current batch's statistics at training *and* at test time, so running averages are
-# never read (Antoniou et al. 2019, §3.1, list this among MAML's problems). With NNX,
+# never read (Antoniou et al. 2019, §3, "Absence of Batch Normalization Statistic
+# Accumulation", list this among MAML's problems). With NNX,
 # split them out (`nnx.split(model, nnx.Param, nnx.BatchStat)`), merge them back with
 # `copy=True` inside `apply`, and use `BatchNorm(use_running_average=False)`: the model
 # then behaves like the paper's (tests/test_own_model.py trains one). A model that
@@ -606,7 +609,8 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 #   one step (K = 10: 0.203 against 0.371, printed above). Its rates are learned
 #   for the number of steps it trained with; taken further they overshoot (the †
 #   cells, and the printout of section 4). Train it with the number of steps you will
-#   use at test time (the recipe's `inner_steps`).
+#   use at test time (the recipe's `inner_steps`); whether that removes the overshoot
+#   is not measured here — it is the first "To explore" item below.
 # - **ANIL** when the body's features can be shared and only a head needs to adapt:
 #   its inner loop never differentiates the body (section 1), and Raghu et al. (2020,
 #   §4) found it matched MAML on few-shot image classification; here, in the same
@@ -614,10 +618,13 @@ print("Omniglot, in the same CPU budget — by meta-steps reached:", " ≥ ".joi
 #   (the printout above). Mind the step size when fine-tuning longer than it trained:
 #   section 4 shows why its head can diverge.
 # - **MAML++** when you will fine-tune for several steps: it trains the loss after each
-#   of them and learns a rate per layer and step. Give the rates an Adam step matched to
-#   their size (`rate_meta_lr`, section 2) when α is small; past its trained steps the
+#   of them and learns a rate per tensor and step (section 6). Give the rates an
+#   Adam step matched to their size (`rate_meta_lr`, section 2) when α is small; past its trained steps the
 #   learned rates are not promised to help (the † cells). It is the dearest per
-#   meta-step of the first six (the ratios above); in the Omniglot CPU budget it
+#   meta-step of the first six on Omniglot (5.5× MAML's CPU time per step, the
+#   ratios above; section 3's ms column times all seven in this kernel — the
+#   sinusoid table's MAML++ ms was timed at a lower load than its other rows, so its
+#   3.3× is not comparable: BENCHMARKS.md, "The MAML family: sinusoid"); in the Omniglot CPU budget it
 #   reached far fewer meta-steps than MAML (180 against 990) and a lower accuracy (the
 #   two rankings printed above) — a statement about that budget, not about MAML++
 #   trained to the end; and it is three of the paper's six changes, on Omniglot two

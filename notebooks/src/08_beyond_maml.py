@@ -123,7 +123,7 @@ print(f"head only: scan carries {carry_head} tensors, {dots_head} matmuls per in
 #
 # | algorithm | the change, in one equation | in code |
 # |---|---|---|
-# | **MAML** (Finn et al. 2017, §2.2, Eqs. 1 and 3) | θ ← θ − β ∇_θ Σᵢ L_qᵢ(θ − α∇L_sᵢ(θ)) | `family.maml(...)` = `train.meta_train` |
+# | **MAML** (Finn et al. 2017, §2.2, Eq. 1) | θ ← θ − β ∇_θ Σᵢ L_qᵢ(θ − α∇L_sᵢ(θ)) | `family.maml(...)` = `train.meta_train` |
 # | **FOMAML** (ibid., §5.2) | ∇_θ ≈ Σᵢ ∇L_qᵢ(θ'ᵢ): treat dθ'/dθ as I | `maml_objective(..., first_order=True)` |
 # | **Meta-SGD** (Li et al. 2017, §3, Alg. 1) | θ' = θ − **α** ∘ ∇L_s(θ), and (θ, **α**) ← (θ, **α**) − β∇Σᵢ L_qᵢ(θ'ᵢ) | `LearnedRates(θ, α)` + `InnerLoopObjective(inner_lr=None)` |
 # | **ANIL** (Raghu et al. 2020, §4) | θ' = (θ_body, θ_head − α∇_head L_s(θ)) | `adapt=[False, False, True]` |

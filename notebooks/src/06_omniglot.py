@@ -543,7 +543,7 @@ ncm_maml = results["(c) nearest class mean, MAML θ"]["no steps"][0]
 ncm_transfer = results["(c) nearest class mean, transfer net"]["no steps"][0]
 display(Markdown(
     f"**What the table shows.** MAML's θ after one step ({100 * maml_1:.1f}%) "
-    f"{'beats' if maml_1 > baseline_best[0] else 'does not beat'} every baseline at every budget in the table (1, 3 and {finetune_steps} steps) "
+    f"{'beats' if maml_1 > baseline_best[0] else 'does not beat'} every baseline at every budget in the table (no fine-tuning, and {', '.join(map(str, steps_listed))} steps) "
     f"(the best baseline: {baseline_best[1]}, {100 * baseline_best[0]:.1f}%).\n\n"
     f"- *Scratch* ({100 * scratch_long:.1f}% after {finetune_steps} steps) is what fine-tuning "
     f"this network from a random start (α = 0.4) reaches on one labelled image per class.\n"

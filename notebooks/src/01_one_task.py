@@ -217,7 +217,7 @@ display(Markdown(
 #
 # At meta-test time the paper gives the learner K points and **up to 10 gradient
 # steps** (its Fig. 2 shows the fit before any step, after 1 and after 10; its Table 2,
-# in Appendix C, reports 1, 5 and 10; its Fig. 3 plots the error step by step). MAML's
+# in Appendix C.1, reports 1, 5 and 10; its Fig. 3 plots the error step by step). MAML's
 # steps have the size α it was meta-trained with (the official code's `maml.py` uses
 # its one `update_lr` for every inner step, in training and at test). From a fresh
 # network ten steps of size α barely move the query loss:
@@ -293,8 +293,8 @@ check_finetune_curve(finetune_curve)
 # %% [markdown]
 # **To explore** (no check): change `amplitude` and `phase` — is some task easy from a
 # fresh network? Raise `inner_lr` to 0.03: does K = 5 generalise better, or fit its
-# points faster? Spread the five support points evenly with `jnp.linspace`: why can that
-# not be enough?
+# points faster? Spread the five support points evenly with `jnp.linspace`: how close
+# does the fit come to the sine between them, and why?
 
 # %%
 from minimaml.runs import write_results

@@ -284,10 +284,12 @@ print(f"jit(vmap step) as a run of {run_steps} calls: "
 # steps divided by its steps — a *mean*. The two ways differ twice over: a mean keeps
 # every pause that other programs on the machine cause (the load is printed under the
 # table), where a median of single calls leaves the slow calls out; and each single
-# call is waited for (`block_until_ready`) before the next one starts, where in a run
-# Python can already dispatch the next call while XLA still computes the last (JAX's
-# asynchronous dispatch). So the two ways can give one step different times, in either
-# direction. The last row times `jit(vmap step)` the way the `optimize` rows are timed
+# call is waited for (`block_until_ready`) before the next one starts, where in the
+# last row's run of calls Python can already dispatch the next call while XLA still
+# computes the last (JAX's asynchronous dispatch). `optimize` does not overlap its
+# calls that way: after each call it copies that call's losses to NumPy to check them
+# for NaN, which waits for the call, so its one-step rows wait at every step. So the
+# two ways can give one step different times, in either direction. The last row times `jit(vmap step)` the way the `optimize` rows are timed
 # (a run of calls, carrying θ and Adam's state, wall time over steps): set it beside
 # the `jit(vmap step)` row to see how much the way of timing moves the same step on
 # this run, and compare it, not the median row, with the fixed-meta-batch `optimize`

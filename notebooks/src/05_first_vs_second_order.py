@@ -65,7 +65,7 @@ sample = sinusoid.task_sampler(meta_batch, support_size, support_size)
 # | first-order MAML | g' (the Hessian term dropped) | `maml_objective(..., first_order=True)` |
 # | Reptile (Nichol et al., 2018) | θ − φ, where φ = θ after k SGD steps on the task | `family.ReptileObjective` (below) |
 #
-# Reptile does not differentiate through anything: it moves θ towards the weights
+# Reptile does not differentiate through its inner loop: it moves θ towards the weights
 # each task ends up with. We can still hand it to the same optax training loop by
 # writing an objective whose gradient *is* θ − φ: ½‖θ − stop_gradient(φ)‖².
 # Reptile has no support/query split: its inner steps train on the task's data (the

@@ -215,7 +215,8 @@ display(Markdown(
 #   test does over its 600 tasks).
 #
 # Like the paper, which meta-trains one model with K = 10 and fine-tunes that single
-# model with K = 5, 10 and 20 points (Section 5.1), we meta-train once, with K = 10, and
+# model with K = 5, 10 and 20 points (Section 5.1; the K = 20 curves are in its
+# Appendix B, Fig. 6), we meta-train once, with K = 10, and
 # meta-test that one θ at every K.
 
 # %%

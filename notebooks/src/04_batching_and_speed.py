@@ -318,7 +318,7 @@ fastest_fixed = min((s, n) for n, s in timings.items() if samples[n] == "no")
 print(f"load average before: {', '.join(f'{x:.1f}' for x in load_before)}; "
       f"after: {', '.join(f'{x:.1f}' for x in load_after)}")
 print(f"the official code's 70,000 sinusoid meta-steps would take: loop ≈ {70_000 * baseline / 3600:.1f} h, "
-      f"optimize with {chunk} steps per call ≈ {70_000 * timings[f'optimize, sampled inside, {chunk} steps per call']:.0f} s")
+      f"optimize, sampled inside, {chunk} steps per call ≈ {70_000 * timings[f'optimize, sampled inside, {chunk} steps per call']:.0f} s")
 
 fig, ax = plt.subplots(figsize=(8, 3.6))
 names = list(timings)
@@ -349,9 +349,10 @@ display(Markdown(
        "difference is timing noise and how much a cost per call (the one-step rows make "
        f"{min(scan_steps, 1000)} calls); the load is printed under the table."
        if min(samp1 - fixed1, sampN - fixedN) > 0 else
-       "One pair says sampling is free or faster, which it cannot be: at this load (printed under "
-       "the table) the timing noise is larger than the cost of sampling; BENCHMARKS.md, "
-       "\"Sinusoid meta-training speed\", measured it on a quiet machine.")))
+       "One pair says sampling is free or faster, which it cannot be: in this run (one run of "
+       "each, mean per step; the load is printed under the table) the timing noise is larger "
+       "than the cost of sampling; BENCHMARKS.md, \"Sinusoid meta-training speed\", measured "
+       "it from medians over 1,000-step chunks at a load average of about 1.")))
 
 # %% [markdown]
 # The meta-step's arithmetic is the same in every row (the sampling rows add the
